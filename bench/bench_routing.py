@@ -1,0 +1,111 @@
+"""Routing speed: in-process analyse+select, `route_task` over a real stdio session, and start-up time.
+
+Prints figures only (no assertions). Prompts come from ../shared/eval/dev.jsonl when it is present,
+otherwise from a small built-in set (the figures then say so).
+
+    python bench/bench_routing.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+from mcp import StdioServerParameters
+from mcp.client import Client
+
+from server.config import load_config
+from server.registry import Registry
+from server.routing import Router
+from server.selection import Preference, RouteOptions
+
+EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
+FALLBACK_PROMPTS = [
+    "What is the capital of France?",
+    "Write a Python function that merges overlapping intervals, with unit tests.",
+    "Prove that the square root of 2 is irrational.",
+    "Classify the sentiment of: 'the food was cold and the waiter rude'.",
+    "Summarise the following meeting notes in three bullet points: ...",
+]
+
+
+def _prompts() -> tuple[list[str], str]:
+    path = EVAL_DIR / "dev.jsonl"
+    if not path.exists():
+        return FALLBACK_PROMPTS, "built-in prompts (../shared/eval absent)"
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    prompts = [r["prompt"] for r in rows if len(r["prompt"]) < 4000]
+    return prompts, f"{len(prompts)} dev.jsonl prompts under 4k characters"
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def bench_in_process(prompts: list[str], rounds: int) -> None:
+    env = {k: v for k, v in os.environ.items()} | {
+        "OPENAI_API_KEY": "bench",
+        "ANTHROPIC_API_KEY": "bench",
+        "GEMINI_API_KEY": "bench",
+        "TOGETHER_API_KEY": "bench",
+    }
+    router = Router(Registry(load_config(env=env), env))
+    prefs = list(Preference)
+    samples: list[float] = []
+    for _ in range(rounds):
+        for i, prompt in enumerate(prompts):
+            options = RouteOptions(preference=prefs[i % 3])
+            start = time.perf_counter()
+            router.decide(prompt, options)
+            samples.append((time.perf_counter() - start) * 1000)
+    print(
+        f"in-process analyse+select: p50 {_pct(samples, 0.5):.3f} ms, p99 {_pct(samples, 0.99):.3f} ms "
+        f"over {len(samples)} calls (target p50 <= 0.5 ms)"
+    )
+
+
+async def bench_stdio(prompts: list[str], calls: int) -> None:
+    home = tempfile.mkdtemp(prefix="bench-home-")
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "server", "serve"], env={"MODEL_ROUTER_HOME": home}
+    )
+    start = time.perf_counter()
+    async with Client(params, mode="legacy") as client:
+        await client.list_tools()
+        ready = (time.perf_counter() - start) * 1000
+        for prompt in prompts[:20]:  # warm-up
+            await client.call_tool("route_task", {"task": prompt})
+        samples = []
+        for i in range(calls):
+            t0 = time.perf_counter()
+            result = await client.call_tool("route_task", {"task": prompts[i % len(prompts)]})
+            samples.append((time.perf_counter() - t0) * 1000)
+            if result.is_error:
+                raise SystemExit(f"route_task failed: {result.content}")
+    print(f"spawn `serve` -> tools/list answered: {ready:.0f} ms (target <= 1500 ms)")
+    print(
+        f"route_task over stdio: p50 {_pct(samples, 0.5):.2f} ms, p99 {_pct(samples, 0.99):.2f} ms "
+        f"over {calls} calls (target p50 <= 2 ms)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5, help="passes over the prompts in-process")
+    parser.add_argument("--calls", type=int, default=1000, help="route_task calls over stdio")
+    args = parser.parse_args()
+    prompts, source = _prompts()
+    print(f"prompts: {source}")
+    bench_in_process(prompts, args.rounds)
+    anyio.run(bench_stdio, prompts, args.calls)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+"""The `model-router` command line: serve the MCP server, route, list models, analyse files.
+
+Every command loads the configuration once (`--config` or `$MODEL_ROUTER_CONFIG` over the shipped
+defaults). Data goes to stdout (`--json` where it is data); diagnostics and errors go to stderr with a
+non-zero exit code and a message saying what to fix — never a traceback for an anticipated problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from server import __version__
+from server.errors import RouterError
+from server.logs import configure_logging
+
+EXIT_USAGE = 2
+EXIT_FAILURE = 1
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="model-router",
+        description="An MCP server that sends each LLM task to the smallest model that can do it well.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--config", metavar="PATH", help="TOML config file (default: $MODEL_ROUTER_CONFIG)")
+    parser.add_argument(
+        "--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="stderr log level"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the MCP server (stdio)", description="Run the MCP server over stdio.")
+    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="MCP transport (default stdio)")
+
+    route = sub.add_parser(
+        "route", help="say which model should do a task", description="Analyse a task and print its route."
+    )
+    route.add_argument("task", help="the task text, or - to read it from stdin")
+    _route_options(route)
+    route.add_argument("--json", action="store_true", help="print the route as JSON")
+
+    models = sub.add_parser("models", help="list the model registry", description="List every model.")
+    models.add_argument("--json", action="store_true", help="print a JSON list")
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="analyse a JSONL file of prompts",
+        description="For each input line with `id` and `prompt`, write one JSON line with id, category, "
+        "complexity, strong_score and token estimates.",
+    )
+    analyze.add_argument("input", type=Path, help="input JSONL file (- for stdin)")
+    analyze.add_argument("--out", type=Path, help="output JSONL file (default stdout)")
+    return parser
+
+
+def _route_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--preference",
+        choices=["cheapest", "balanced", "best_quality"],
+        default="balanced",
+        help="cost versus quality trade-off (default balanced)",
+    )
+    parser.add_argument("--self-hosted-only", action="store_true", help="never use a cloud model")
+    parser.add_argument("--force-model", metavar="ID", help="use this model id (see `model-router models`)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `model-router` console script."""
+    args = _build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        return _COMMANDS[args.command](args)
+    except RouterError as exc:
+        print(f"model-router: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _load_router(args: argparse.Namespace) -> Any:
+    from server.config import load_config
+    from server.registry import Registry
+    from server.routing import Router
+
+    config = load_config(args.config)
+    return Router(Registry(config, os.environ))
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import build_server
+
+    server = build_server(_load_router(args))
+    server.run("stdio")
+    return 0
+
+
+def _cmd_route(args: argparse.Namespace) -> int:
+    from server.selection import Preference, RouteOptions
+
+    task = sys.stdin.read() if args.task == "-" else args.task
+    options = RouteOptions(
+        preference=Preference(args.preference),
+        self_hosted_only=args.self_hosted_only,
+        force_model=args.force_model,
+    )
+    result = _load_router(args).route(task, options)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    cost = "unpriced" if result.estimated_cost_usd is None else f"${result.estimated_cost_usd:.6f}"
+    print(f"primary:    {result.primary_model}  (estimated cost {cost})")
+    print(f"fallbacks:  {', '.join(result.fallback_models) or '(none)'}")
+    print(
+        f"analysis:   {result.category}, complexity {result.complexity}, strong_score {result.strong_score:.2f}, "
+        f"~{result.estimated_input_tokens} in / ~{result.estimated_output_tokens} out tokens"
+    )
+    for reason in result.reasons:
+        print(f"  - {reason}")
+    return 0
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from server.routing import model_rows
+
+    rows = model_rows(_load_router(args).registry)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'id':32} {'tier':>4} {'in $/1M':>8} {'out $/1M':>9} {'context':>10} tools available")
+    for row in rows:
+        available = "yes" if row["available"] else f"no — {row['availability']}"
+        print(
+            f"{row['id']:32} {row['tier']:>4} {_price(row['input_price_per_million']):>8} "
+            f"{_price(row['output_price_per_million']):>9} {row['context_window']:>10,} "
+            f"{'yes' if row['supports_tools'] else 'no':>5} {available}"
+        )
+    return 0
+
+
+def _price(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    from server.analysis import analyze_task
+    from server.analysis.types import TaskAnalysis
+
+    source = sys.stdin if str(args.input) == "-" else _open_input(args.input)
+    out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+    errors = 0
+    with source, out if args.out else _NoClose(out) as sink:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                analysis: TaskAnalysis = analyze_task(item["prompt"])
+            except (ValueError, KeyError, TypeError) as exc:
+                errors += 1
+                print(f"model-router: {args.input}:{number}: skipped: {_describe(exc)}", file=sys.stderr)
+                continue
+            sink.write(json.dumps(_analysis_row(item.get("id"), analysis)) + "\n")
+    return EXIT_FAILURE if errors else 0
+
+
+def _open_input(path: Path) -> Any:
+    try:
+        return path.open(encoding="utf-8")
+    except OSError as exc:
+        raise RouterError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _analysis_row(item_id: Any, analysis: Any) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "category": analysis.category.value,
+        "complexity": analysis.complexity,
+        "strong_score": round(analysis.strong_score, 4),
+        "estimated_input_tokens": analysis.estimated_input_tokens,
+        "estimated_output_tokens": analysis.estimated_output_tokens,
+        "requires_tools": analysis.requires_tools,
+        "requires_long_context": analysis.requires_long_context,
+    }
+
+
+class _NoClose:
+    """Context manager around stdout that does not close it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __enter__(self) -> Any:
+        return self._stream
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.flush()
+
+
+_COMMANDS = {
+    "serve": _cmd_serve,
+    "route": _cmd_route,
+    "models": _cmd_models,
+    "analyze": _cmd_analyze,
+}
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Configuration: the shipped defaults and registry, merged with the user's TOML file, validated once.
+
+Sources, later ones winning: `server/data/defaults.toml` and `server/data/models.toml` (shipped), then
+the file named by `MODEL_ROUTER_CONFIG`. Tables merge key by key; `[[models]]` merge by `id` (a user
+entry with a shipped id overrides just the fields it names; a new id adds a model). Keys come only from
+environment variables named by `api_key_env`. Every problem becomes one `ConfigError` naming the file,
+the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from server.analysis.types import Category
+from server.errors import ConfigError
+
+CONFIG_ENV = "MODEL_ROUTER_CONFIG"
+HOME_ENV = "MODEL_ROUTER_HOME"
+MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[^\s/][^\s]*$"
+Situation = Literal[
+    "default", "cost_optimized", "fallback", "math_heavy", "high_quality", "high_complexity", "long_context"
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProviderConfig(_Strict):
+    """One endpoint: its wire format, where it lives and which env var holds its key."""
+
+    kind: Literal["openai", "anthropic", "llamacpp"]
+    base_url: str | None = None
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    self_hosted: bool = False
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+
+
+class ModelConfig(_Strict):
+    """One registry entry (see the comment at the top of `server/data/models.toml`)."""
+
+    id: str = Field(pattern=MODEL_ID_PATTERN)
+    api_model_id: str = Field(min_length=1)
+    display_name: str = ""
+    tier: int = Field(ge=1, le=4)
+    quality_index: int | None = Field(default=None, ge=0, le=100)
+    reasoning_score: int | None = Field(default=None, ge=0, le=100)
+    coding_score: int | None = Field(default=None, ge=0, le=100)
+    instruction_following: int | None = Field(default=None, ge=0, le=100)
+    tokens_per_second: int | None = Field(default=None, gt=0)
+    context_window: int = Field(gt=0)
+    input_price: float | None = Field(default=None, ge=0)
+    cached_input_price: float | None = Field(default=None, ge=0)
+    output_price: float | None = Field(default=None, ge=0)
+    supports_tools: bool = False
+    supports_vision: bool = False
+    reasoning_model: bool = False
+    open_weights: bool = False
+    enabled: bool = True
+    strengths: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def provider(self) -> str:
+        return self.id.split("/", 1)[0]
+
+
+class RoutingConfig(_Strict):
+    """How the selector decides; thresholds are on the analyser's strong_score."""
+
+    baseline_model: str = Field(pattern=MODEL_ID_PATTERN)
+    analyzer: str = Field(default="local", pattern=r"^(local|learned|llm:\S+)$")
+    max_fallbacks: int = Field(default=3, ge=0, le=4)
+    balanced_threshold: float = Field(default=0.5, ge=0, le=1)
+    cheapest_threshold: float = Field(default=0.85, ge=0, le=1)
+    best_quality_threshold: float = Field(default=0.0, ge=0, le=1)
+    matrix: dict[Category, dict[Situation, str]] = Field(default_factory=dict)
+
+
+class BudgetConfig(_Strict):
+    """Spending limits in USD; None means no limit."""
+
+    per_task_usd: float | None = Field(default=None, ge=0)
+    per_session_usd: float | None = Field(default=None, ge=0)
+    daily_usd: float | None = Field(default=None, ge=0)
+    monthly_usd: float | None = Field(default=None, ge=0)
+
+
+class Config(_Strict):
+    """The whole validated configuration, loaded once at start and passed explicitly."""
+
+    providers: dict[str, ProviderConfig]
+    models: tuple[ModelConfig, ...]
+    routing: RoutingConfig
+    budgets: BudgetConfig = BudgetConfig()
+    prices_as_of: str
+    price_table_version: str
+    data_dir: Path
+    source: str = "shipped defaults"
+
+    @field_validator("providers")
+    @classmethod
+    def _provider_ids(cls, value: dict[str, ProviderConfig]) -> dict[str, ProviderConfig]:
+        for pid in value:
+            if not pid or "/" in pid:
+                raise ValueError(f"provider id {pid!r} must be non-empty and contain no '/'")
+        return value
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """`MODEL_ROUTER_HOME`, else the platform's user data directory."""
+    if env.get(HOME_ENV):
+        return Path(env[HOME_ENV]).expanduser()
+    import platformdirs  # local import: only needed when no home is given
+
+    return Path(platformdirs.user_data_dir("model-router", appauthor=False))
+
+
+def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
+    """Load shipped defaults, merge the user file (argument, else `$MODEL_ROUTER_CONFIG`), validate."""
+    env = os.environ if env is None else env
+    raw = _merge(_read_shipped("defaults.toml"), _read_shipped("models.toml"))
+    source = "shipped defaults"
+    path = path or env.get(CONFIG_ENV) or None
+    if path:
+        user_path = Path(path).expanduser()
+        user = _read_toml(user_path)
+        raw = _merge(raw, user)
+        source = str(user_path)
+    raw["data_dir"] = default_data_dir(env)
+    raw["source"] = source
+    return _validate(raw, source)
+
+
+def _read_shipped(name: str) -> dict[str, Any]:
+    text = resources.files("server.data").joinpath(name).read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path}: not found (set {CONFIG_ENV} to an existing TOML file)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: not valid TOML: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read: {exc.strerror}") from None
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge `over` into a copy of `base`; `models` lists merge by id."""
+    out = dict(base)
+    for key, value in over.items():
+        if key == "models" and isinstance(value, list):
+            out[key] = _merge_models(base.get("models", []), value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _merge_models(base: list[Any], over: list[Any]) -> list[Any]:
+    by_id: dict[str, dict[str, Any]] = {m["id"]: dict(m) for m in base if isinstance(m, dict) and "id" in m}
+    extra: list[Any] = []
+    for entry in over:
+        if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+            by_id[entry["id"]] = {**by_id.get(entry["id"], {}), **entry}
+        else:
+            extra.append(entry)  # left for validation to report
+    return [*by_id.values(), *extra]
+
+
+def _validate(raw: dict[str, Any], source: str) -> Config:
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, source)) from None
+    _check_references(config, source)
+    return config
+
+
+def _describe(exc: ValidationError, raw: dict[str, Any], source: str) -> str:
+    problems = []
+    for err in exc.errors()[:5]:
+        loc = list(err["loc"])
+        if len(loc) >= 2 and loc[0] == "models" and isinstance(loc[1], int):
+            models = raw.get("models", [])
+            entry = models[loc[1]] if loc[1] < len(models) else None
+            ident = entry.get("id") if isinstance(entry, dict) else None
+            loc[1] = f"[id={ident}]" if ident else f"[{loc[1]}]"
+        key = ".".join(str(p) for p in loc).replace(".[", "[")
+        given = f" (got {err['input']!r})" if err["type"] != "missing" and not isinstance(err["input"], dict) else ""
+        problems.append(f"{key}: {_allowed(err)}{given}")
+    more = len(exc.errors()) - len(problems)
+    suffix = f"; and {more} more" if more > 0 else ""
+    return f"config file {source}: " + "; ".join(problems) + suffix
+
+
+def _allowed(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key (check the spelling against the README's configuration reference)"
+    if err["type"] == "missing":
+        return "required key is missing"
+    return str(err["msg"])
+
+
+def _check_references(config: Config, source: str) -> None:
+    ids = {m.id for m in config.models}
+    seen: set[str] = set()
+    for model in config.models:
+        if model.provider not in config.providers:
+            raise ConfigError(
+                f"config file {source}: models[id={model.id}]: provider {model.provider!r} is not defined; "
+                f"add a [providers.{model.provider}] table (known: {', '.join(sorted(config.providers))})"
+            )
+        for name in (model.id, *model.aliases):
+            if name in seen:
+                raise ConfigError(f"config file {source}: model id or alias {name!r} is used twice")
+            seen.add(name)
+    if config.routing.baseline_model not in ids:
+        raise ConfigError(
+            f"config file {source}: routing.baseline_model: {config.routing.baseline_model!r} is not a "
+            "registry model id (see `model-router models`)"
+        )
+    for category, row in config.routing.matrix.items():
+        for situation, model_id in row.items():
+            if model_id not in ids:
+                raise ConfigError(
+                    f"config file {source}: routing.matrix.{category.value}.{situation}: {model_id!r} is not "
+                    "a registry model id (see `model-router models`)"
+                )

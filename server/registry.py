@@ -1,0 +1,101 @@
+"""The model registry at run time: validated model entries plus whether each one can be called here.
+
+A model is *available* when it is enabled and its provider needs no key or its key env var is set; a
+`llamacpp` provider is available only when llama-cpp-python is installed. Availability is computed
+once, when the registry is built, so the selector that reads it stays pure.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from server.config import Config, ModelConfig, ProviderConfig
+
+# Ranking stand-ins for models whose entry gives no benchmark scores (self-hosted small models, Kimi K2):
+# conservative per tier, so an unscored model never outranks a scored one of the same tier.
+_UNSCORED_CAPABILITY = {1: 75, 2: 70, 3: 62, 4: 45}
+_CATEGORY_SCORE = {
+    "deep_reasoning": "reasoning_score",
+    "complex_coding": "coding_score",
+    "agentic_tool_use": "instruction_following",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Availability:
+    """Whether a model can be called here, and what to do if not."""
+
+    available: bool
+    detail: str
+
+
+def llama_cpp_installed() -> bool:
+    """True when the embedded model's runtime is importable (cheap: no import happens)."""
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+class Registry:
+    """Models by id (and alias), with provider facts and availability."""
+
+    def __init__(
+        self,
+        config: Config,
+        env: Mapping[str, str],
+        local_runtime: Callable[[], bool] = llama_cpp_installed,
+    ) -> None:
+        self.config = config
+        self.models: tuple[ModelConfig, ...] = tuple(m for m in config.models if m.enabled)
+        self._by_name: dict[str, ModelConfig] = {}
+        for model in config.models:
+            for name in (model.id, *model.aliases):
+                self._by_name[name] = model
+        local_ok = local_runtime() if any(p.kind == "llamacpp" for p in config.providers.values()) else False
+        self._availability = {m.id: self._check(m, env, local_ok) for m in config.models}
+
+    def resolve(self, name: str) -> ModelConfig | None:
+        """The model with this id or alias, enabled or not."""
+        return self._by_name.get(name)
+
+    def provider(self, model: ModelConfig) -> ProviderConfig:
+        return self.config.providers[model.provider]
+
+    def is_self_hosted(self, model: ModelConfig) -> bool:
+        """Calls to this model stay on the user's own hardware (a property of its provider)."""
+        return self.provider(model).self_hosted
+
+    def availability(self, model: ModelConfig) -> Availability:
+        return self._availability[model.id]
+
+    def is_available(self, model: ModelConfig) -> bool:
+        return self._availability[model.id].available
+
+    def close_matches(self, name: str, limit: int = 3) -> list[str]:
+        """Ids that look like `name`, for 'did you mean' messages."""
+        names = list(self._by_name)
+        matches = difflib.get_close_matches(name, names, n=limit, cutoff=0.4)
+        tail = name.rsplit("/", 1)[-1].lower()
+        matches += [n for n in names if tail and tail in n.lower() and n not in matches]
+        return [self._by_name[m].id for m in dict.fromkeys(matches)][:limit]
+
+    def capability(self, model: ModelConfig, category: str) -> int:
+        """The model's score for a category (falls back to quality_index, then to a per-tier stand-in)."""
+        field = _CATEGORY_SCORE.get(category, "quality_index")
+        score = getattr(model, field) or model.quality_index
+        return score if score is not None else _UNSCORED_CAPABILITY[model.tier]
+
+    def _check(self, model: ModelConfig, env: Mapping[str, str], local_ok: bool) -> Availability:
+        provider = self.config.providers[model.provider]
+        if not model.enabled:
+            return Availability(False, "disabled in the config (enabled = false)")
+        if provider.kind == "llamacpp":
+            if local_ok:
+                return Availability(True, "embedded model (llama-cpp-python installed)")
+            return Availability(False, "install the embedded runtime: pip install 'mcp-model-router[local]'")
+        if provider.api_key_env is None:
+            return Availability(True, f"provider {model.provider} needs no key")
+        if env.get(provider.api_key_env):
+            return Availability(True, f"{provider.api_key_env} is set")
+        return Availability(False, f"set {provider.api_key_env} to enable")

@@ -1,0 +1,143 @@
+"""Analyse + select: the decision that `route_task`, `complete` and the CLI share.
+
+`Router` holds the loaded registry and the analyser chosen by the config; `decide` validates the task,
+analyses it and calls the pure selector. `RouteResult` is the structured form every surface returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pydantic import BaseModel, Field
+
+from server.analysis import ANALYZER_VERSION, TaskAnalysis, analyze_task
+from server.config import ModelConfig
+from server.errors import ConfigError, RouterError
+from server.registry import Registry
+from server.selection import Preference, Route, RouteOptions, select_route
+
+# ~250k tokens: above this a task is refused rather than analysed (MCP hosts are not file transfer).
+MAX_TASK_CHARS = 1_000_000
+
+
+class InvalidTask(RouterError):
+    """The task text cannot be routed; the message says how to fix it."""
+
+
+class RouteResult(BaseModel):
+    """Which model should do a task, why, with which fallbacks and at what estimated cost."""
+
+    category: str = Field(description="Task category (one of the eight of the taxonomy)")
+    complexity: int = Field(description="1 (trivial) to 5 (extremely complex)")
+    strong_score: float = Field(description="0-1: how likely the task needs a frontier model")
+    estimated_input_tokens: int
+    estimated_output_tokens: int
+    requires_tools: bool
+    requires_long_context: bool
+    primary_model: str = Field(description="Model id (provider/model) that would do the task")
+    provider: str
+    fallback_models: list[str] = Field(description="Tried in order if the primary fails")
+    estimated_cost_usd: float | None = Field(description="On the primary model; null when it has no price")
+    cost_preference: str
+    threshold: float | None = Field(description="strong_score threshold the preference used")
+    situation: str = Field(description="Decision-matrix column that applied")
+    preferred_model: str = Field(description="The matrix's first choice before availability was applied")
+    analyzer: str
+    reasons: list[str]
+
+
+Analyzer = Callable[[str], TaskAnalysis]
+
+
+def _local_analyzer(task: str) -> TaskAnalysis:
+    return analyze_task(task)
+
+
+class Router:
+    """The loaded registry plus the configured analyser."""
+
+    def __init__(self, registry: Registry, analyzer: Analyzer | None = None) -> None:
+        self.registry = registry
+        name = registry.config.routing.analyzer
+        if analyzer is None and name != "local":
+            raise ConfigError(
+                f"config file {registry.config.source}: routing.analyzer = {name!r} is not supported by this "
+                'version; use "local"'
+            )
+        self.analyzer: Analyzer = analyzer or _local_analyzer
+        self.analyzer_version = ANALYZER_VERSION
+
+    def decide(self, task: str, options: RouteOptions) -> tuple[TaskAnalysis, Route]:
+        """Validate, analyse and select; raises `InvalidTask` or `RoutingError` with a fix in the message."""
+        text = validate_task(task)
+        analysis = self.analyzer(text)
+        return analysis, select_route(analysis, options, self.registry)
+
+    def route(self, task: str, options: RouteOptions) -> RouteResult:
+        analysis, route = self.decide(task, options)
+        return to_result(analysis, route, options.preference)
+
+
+def validate_task(task: object) -> str:
+    if not isinstance(task, str):
+        raise InvalidTask(f"task must be a string, got {type(task).__name__}")
+    if not task.strip():
+        raise InvalidTask("task is empty: pass the text of the task to route")
+    if len(task) > MAX_TASK_CHARS:
+        raise InvalidTask(
+            f"task is {len(task):,} characters; the limit is {MAX_TASK_CHARS:,}. Send a shorter excerpt "
+            "or split the document into parts"
+        )
+    return task
+
+
+def to_result(analysis: TaskAnalysis, route: Route, preference: Preference) -> RouteResult:
+    primary: ModelConfig = route.primary
+    return RouteResult(
+        category=analysis.category.value,
+        complexity=analysis.complexity,
+        strong_score=round(analysis.strong_score, 4),
+        estimated_input_tokens=analysis.estimated_input_tokens,
+        estimated_output_tokens=route.estimated_output_tokens,
+        requires_tools=analysis.requires_tools,
+        requires_long_context=analysis.requires_long_context,
+        primary_model=primary.id,
+        provider=primary.provider,
+        fallback_models=[m.id for m in route.fallbacks],
+        estimated_cost_usd=route.estimated_cost_usd,
+        cost_preference=preference.value,
+        threshold=route.threshold,
+        situation=route.situation,
+        preferred_model=route.preferred_model,
+        analyzer=analysis.analyzer,
+        reasons=[*analysis.reasons, *route.reasons],
+    )
+
+
+def model_rows(registry: Registry) -> list[dict[str, object]]:
+    """The registry as plain rows, for `model-router models` and the `router://models` resource."""
+    rows = []
+    for model in registry.config.models:
+        availability = registry.availability(model)
+        rows.append(
+            {
+                "id": model.id,
+                "display_name": model.display_name,
+                "provider": model.provider,
+                "api_model_id": model.api_model_id,
+                "tier": model.tier,
+                "self_hosted": registry.is_self_hosted(model),
+                "open_weights": model.open_weights,
+                "input_price_per_million": model.input_price,
+                "cached_input_price_per_million": model.cached_input_price,
+                "output_price_per_million": model.output_price,
+                "context_window": model.context_window,
+                "supports_tools": model.supports_tools,
+                "reasoning_model": model.reasoning_model,
+                "enabled": model.enabled,
+                "available": availability.available,
+                "availability": availability.detail,
+                "aliases": list(model.aliases),
+            }
+        )
+    return rows

@@ -1,0 +1,259 @@
+"""The selector: a pure function from an analysis and the caller's options to a route.
+
+No I/O and no clock: the same analysis, options and registry always give the same route. The seeds'
+decision matrix names a model per category and situation; when that model is unavailable, disabled,
+too small for the task or (under `self_hosted_only`) a cloud model, the closest registry model takes its
+place. Output: a primary model, an ordered acyclic fallback chain, the estimated cost and the reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from server.analysis.types import Category, TaskAnalysis
+from server.config import ModelConfig, RoutingConfig
+from server.errors import RouterError
+from server.pricing import blended_price, estimate_cost_usd
+from server.registry import Registry
+
+
+class Preference(StrEnum):
+    CHEAPEST = "cheapest"
+    BALANCED = "balanced"
+    BEST_QUALITY = "best_quality"
+
+
+class RoutingError(RouterError):
+    """No route can satisfy the request; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOptions:
+    """What the caller asked for, besides the task itself."""
+
+    preference: Preference = Preference.BALANCED
+    self_hosted_only: bool = False
+    force_model: str | None = None
+    enable_tools: bool = True
+    max_output_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """The selector's decision."""
+
+    primary: ModelConfig
+    fallbacks: tuple[ModelConfig, ...]
+    estimated_cost_usd: float | None
+    estimated_output_tokens: int
+    situation: str
+    threshold: float | None
+    preferred_model: str
+    reasons: tuple[str, ...]
+
+    @property
+    def chain(self) -> tuple[ModelConfig, ...]:
+        return (self.primary, *self.fallbacks)
+
+
+def select_route(analysis: TaskAnalysis, options: RouteOptions, registry: Registry) -> Route:
+    """Pick the primary model and its fallbacks for one analysed task."""
+    routing = registry.config.routing
+    reasons: list[str] = []
+    fit = _fitting_models(analysis, options, registry, reasons)
+    by_price = options.preference is not Preference.BEST_QUALITY
+    if options.force_model:
+        target = _forced_model(options, registry, fit)
+        situation, threshold, named = "forced", None, []
+        reasons.append(f"model forced by caller: {target.id}")
+    else:
+        situation, threshold, why = _situation(analysis, options.preference, routing)
+        reasons.append(why)
+        target = _matrix_model(analysis.category, situation, routing, registry)
+        named = _named_alternates(analysis.category, situation, routing, registry)
+    substitutes = _ranked_substitutes(target, fit, analysis.category, registry, by_price=by_price)
+    if options.force_model:
+        primary = target  # the caller's choice stands, tools or not
+    else:
+        primary = _available_chain([target, *substitutes], fit, analysis, options, registry, reasons)[0]
+    rest = _available_chain([*named, *substitutes], fit, analysis, options, registry, [], required=False)
+    fallbacks = tuple(list({m.id: m for m in rest if m.id != primary.id}.values())[: routing.max_fallbacks])
+    if target.id != primary.id:
+        _explain_substitution(target, primary, registry, fit, reasons)
+    output_tokens = analysis.estimated_output_tokens
+    if options.max_output_tokens is not None:
+        output_tokens = min(output_tokens, options.max_output_tokens)
+    cost = estimate_cost_usd(primary, analysis.estimated_input_tokens, output_tokens)
+    reasons.append(_cost_reason(primary, cost))
+    return Route(
+        primary=primary,
+        fallbacks=fallbacks,
+        estimated_cost_usd=cost,
+        estimated_output_tokens=output_tokens,
+        situation=situation,
+        threshold=threshold,
+        preferred_model=target.id,
+        reasons=tuple(reasons),
+    )
+
+
+def _situation(analysis: TaskAnalysis, preference: Preference, routing: RoutingConfig) -> tuple[str, float, str]:
+    """Which matrix column applies: strong (default or a specialist) or cost-optimised."""
+    threshold = {
+        Preference.CHEAPEST: routing.cheapest_threshold,
+        Preference.BALANCED: routing.balanced_threshold,
+        Preference.BEST_QUALITY: routing.best_quality_threshold,
+    }[preference]
+    score = analysis.strong_score
+    hard = preference is not Preference.CHEAPEST and analysis.complexity >= 4
+    if score < threshold and not hard:
+        return (
+            "cost_optimized",
+            threshold,
+            (
+                f"{preference.value}: strong_score {score:.2f} < threshold {threshold:.2f}, "
+                "so the cost-optimised model suffices"
+            ),
+        )
+    trigger = (
+        f"complexity {analysis.complexity} >= 4"
+        if score < threshold
+        else (f"strong_score {score:.2f} >= threshold {threshold:.2f}")
+    )
+    category = analysis.category
+    situation = "default"
+    if analysis.requires_long_context:
+        situation = "long_context"
+    elif preference is Preference.BEST_QUALITY and category is Category.DEEP_REASONING and analysis.complexity >= 4:
+        situation = "math_heavy"
+    elif preference is Preference.BEST_QUALITY and category is Category.TEXT_GENERATION:
+        situation = "high_quality"
+    elif preference is Preference.BALANCED and category is Category.QA_RETRIEVAL and analysis.complexity >= 4:
+        situation = "high_complexity"
+    return situation, threshold, f"{preference.value}: {trigger}, so the {situation} model for {category.value}"
+
+
+def _matrix_model(category: Category, situation: str, routing: RoutingConfig, registry: Registry) -> ModelConfig:
+    row = routing.matrix.get(category, {})
+    model_id = row.get(situation) or row.get("default")  # type: ignore[call-overload]
+    model = registry.resolve(model_id) if model_id else None
+    if model is None:  # a category the matrix leaves out: the strongest model for it
+        model = max(registry.models, key=lambda m: (registry.capability(m, category.value), -blended_price(m)))
+    return model
+
+
+def _named_alternates(
+    category: Category, situation: str, routing: RoutingConfig, registry: Registry
+) -> list[ModelConfig]:
+    """The matrix's other models for the category, in fallback order."""
+    row = routing.matrix.get(category, {})
+    keys = ["fallback", "default", "cost_optimized"] if situation != "cost_optimized" else ["fallback"]
+    found = (registry.resolve(row[k]) for k in keys if k in row)  # type: ignore[index]
+    return [m for m in found if m is not None]
+
+
+# Models within this many capability points of the matrix's choice count as comparable substitutes.
+_COMPARABLE_MARGIN = 10
+
+
+def _ranked_substitutes(
+    target: ModelConfig, fit: list[ModelConfig], category: Category, registry: Registry, *, by_price: bool
+) -> list[ModelConfig]:
+    """Fitting models ranked as stand-ins for the target.
+
+    Comparable ones (capability within the margin) come first, cheapest first unless the caller wants
+    the best quality; then the rest, most capable first.
+    """
+    floor = registry.capability(target, category.value) - _COMPARABLE_MARGIN
+
+    def key(model: ModelConfig) -> tuple[bool, float, float]:
+        capability = registry.capability(model, category.value)
+        comparable = capability >= floor
+        if comparable and by_price:
+            return False, blended_price(model), -capability
+        return not comparable, -capability, blended_price(model)
+
+    return sorted((m for m in fit if m.id != target.id), key=key)
+
+
+def _fitting_models(
+    analysis: TaskAnalysis, options: RouteOptions, registry: Registry, reasons: list[str]
+) -> list[ModelConfig]:
+    """Hard constraints: enabled, self-hosted when required, a context window that holds the task."""
+    need = analysis.estimated_input_tokens + analysis.estimated_output_tokens
+    fit = [m for m in registry.models if m.context_window >= need]
+    if len(fit) < len(registry.models):
+        reasons.append(f"needs about {need:,} tokens of context; smaller-window models excluded")
+    if options.self_hosted_only:
+        fit = [m for m in fit if registry.is_self_hosted(m)]
+        reasons.append("self_hosted_only: only models on self-hosted providers are considered")
+    return fit
+
+
+def _forced_model(options: RouteOptions, registry: Registry, fit: list[ModelConfig]) -> ModelConfig:
+    name = options.force_model or ""
+    model = registry.resolve(name)
+    if model is None:
+        matches = registry.close_matches(name)
+        hint = f"; did you mean {', '.join(matches)}?" if matches else ""
+        raise RoutingError(f"force_model {name!r} is not in the registry{hint} (see `model-router models`)")
+    if options.self_hosted_only and not registry.is_self_hosted(model):
+        raise RoutingError(
+            f"force_model {model.id} is a cloud model, but self_hosted_only is set; "
+            "force a self-hosted model or drop self_hosted_only"
+        )
+    availability = registry.availability(model)
+    if not availability.available:
+        raise RoutingError(f"force_model {model.id} is unavailable: {availability.detail}")
+    if model not in fit:
+        raise RoutingError(f"force_model {model.id} cannot take this task: its context window is too small")
+    return model
+
+
+def _available_chain(
+    ideal: list[ModelConfig],
+    fit: list[ModelConfig],
+    analysis: TaskAnalysis,
+    options: RouteOptions,
+    registry: Registry,
+    reasons: list[str],
+    *,
+    required: bool = True,
+) -> list[ModelConfig]:
+    """The given order filtered to fitting, callable models (tool-capable ones when tools are needed)."""
+    fit_ids = {m.id for m in fit}
+    chain = [m for m in ideal if m.id in fit_ids and registry.is_available(m)]
+    if analysis.requires_tools and options.enable_tools:
+        with_tools = [m for m in chain if m.supports_tools]
+        if with_tools:
+            chain = with_tools
+        elif chain:
+            reasons.append("the task wants tools but no available model supports them; it will run without tools")
+    if chain or not required:
+        return chain
+    if options.self_hosted_only:
+        raise RoutingError(
+            "self_hosted_only is set but no self-hosted model is available: install the embedded model "
+            "(pip install 'mcp-model-router[local]') or configure a self-hosted provider such as Ollama"
+        )
+    hints = sorted({registry.availability(m).detail for m in fit if not registry.is_available(m)})
+    raise RoutingError("no model can take this task here; " + "; ".join(hints[:5]))
+
+
+def _explain_substitution(
+    preferred: ModelConfig, primary: ModelConfig, registry: Registry, fit: list[ModelConfig], reasons: list[str]
+) -> None:
+    if preferred not in fit:
+        why = "excluded by the task's constraints"
+    elif not registry.is_available(preferred):
+        why = f"unavailable ({registry.availability(preferred).detail})"
+    else:
+        why = "lacks tool support"
+    reasons.append(f"the matrix's choice {preferred.id} is {why}; using {primary.id} (tier {primary.tier})")
+
+
+def _cost_reason(model: ModelConfig, cost: float | None) -> str:
+    if cost is None:
+        return f"{model.id} has no price in the registry: cost unknown (reported as unpriced)"
+    return f"estimated cost ${cost:.6f} on {model.id} (tier {model.tier})"
