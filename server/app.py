@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server import __version__
+from server.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, CompleteRequest, CompleteResult
 from server.errors import RouterError
+from server.report import CostReport, GroupBy, ReportQuery, parse_time
 from server.routing import MAX_TASK_CHARS, Router, RouteResult, model_rows
+from server.runtime import Runtime, open_runtime
 from server.selection import Preference, RouteOptions
 
 log = logging.getLogger("model_router")
@@ -26,6 +32,11 @@ INSTRUCTIONS = """\
 model-router sends LLM work to the smallest model that can do it well, and accounts for the cost.
 - route_task: ask which model should do a task, why, with which fallbacks and at what estimated cost.
   Read-only: nothing is sent to any model.
+- complete: hand a self-contained sub-task to the router; it picks the model, runs it (with web search,
+  code execution and memory tools where the task needs them), falls back when a provider fails, and
+  returns the answer with the model used, tokens and cost. Pass session_id to continue a conversation.
+- cost_report: read-only; what was spent (by model, provider, category, session or day), budgets left,
+  and the savings against always using the baseline frontier model on the same tokens.
 - Resource router://models lists every model with tier, prices (USD per 1M tokens), context window,
   tool support and whether it is callable here.
 Prefer cost_preference "balanced"; use "cheapest" for bulk or low-stakes work and "best_quality" when a
@@ -57,9 +68,42 @@ ForceModelArg = Annotated[
 ]
 
 
-def build_server(router: Router) -> MCPServer:
-    """An MCPServer exposing the router's tools and resources."""
-    mcp = MCPServer(name="model-router", instructions=INSTRUCTIONS, version=__version__)
+SessionArg = Annotated[
+    str | None,
+    Field(
+        description="Conversation id (letters, digits, . _ : -; up to 128). The same id continues a conversation.",
+        max_length=128,
+    ),
+]
+SystemArg = Annotated[
+    str | None,
+    Field(
+        description="Optional system prompt; by default one suited to the task's category.", max_length=MAX_SYSTEM_CHARS
+    ),
+]
+MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
+EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
+
+RuntimeFactory = Callable[[Router], AbstractAsyncContextManager[Runtime]]
+
+
+def build_server(
+    router: Router, env: Mapping[str, str] | None = None, runtime_factory: RuntimeFactory | None = None
+) -> MCPServer:
+    """An MCPServer exposing the router's tools; the runtime (database, providers) lives in its lifespan."""
+    environment = os.environ if env is None else env
+
+    def default_factory(r: Router) -> AbstractAsyncContextManager[Runtime]:
+        return open_runtime(r, environment)
+
+    factory = runtime_factory or default_factory
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer) -> AsyncIterator[Runtime]:
+        async with factory(router) as runtime:
+            yield runtime
+
+    mcp: MCPServer = MCPServer(name="model-router", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan)
 
     @mcp.tool(
         annotations=ToolAnnotations(
@@ -84,6 +128,80 @@ def build_server(router: Router) -> MCPServer:
             raise ToolError(str(exc)) from exc
         log.info("route %s -> %s (%s)", result.category, result.primary_model, result.situation)
         return result
+
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Complete a task on the routed model",
+            read_only_hint=False,
+            destructive_hint=False,
+            idempotent_hint=False,
+            open_world_hint=True,
+        )
+    )
+    async def complete(
+        task: TaskArg,
+        ctx: Context,
+        session_id: SessionArg = None,
+        system: SystemArg = None,
+        cost_preference: PreferenceArg = "balanced",
+        self_hosted_only: SelfHostedArg = False,
+        force_model: ForceModelArg = None,
+        max_tokens: MaxTokensArg = 4096,
+        enable_tools: EnableToolsArg = True,
+    ) -> CompleteResult:
+        """Route the task to the smallest capable model, run it (with tools when useful), and return the answer,
+        the route, every attempt, tokens and cost."""
+        runtime: Runtime = ctx.request_context.lifespan_context
+        request = CompleteRequest(
+            task=task,
+            options=RouteOptions(
+                preference=Preference(cost_preference),
+                self_hosted_only=self_hosted_only,
+                force_model=force_model or None,
+            ),
+            session_id=session_id,
+            system=system,
+            max_tokens=max_tokens,
+            enable_tools=enable_tools,
+        )
+        step = 0
+
+        async def progress(message: str) -> None:
+            nonlocal step
+            step += 1
+            await ctx.report_progress(step, None, message)
+
+        try:
+            result = await runtime.completion.complete(request, progress)
+        except RouterError as exc:
+            raise ToolError(str(exc)) from exc
+        log.info("complete %s -> %s cost=%s", result.route.category, result.model_used, result.cost_usd)
+        return result
+
+    @mcp.tool(
+        annotations=ToolAnnotations(
+            title="Cost report", read_only_hint=True, idempotent_hint=True, open_world_hint=False
+        )
+    )
+    async def cost_report(
+        ctx: Context,
+        since: Annotated[
+            str | None,
+            Field(description="Start: ISO date/time (UTC) or a span back from now like 7d, 24h.", max_length=40),
+        ] = None,
+        until: Annotated[str | None, Field(description="End (exclusive), same forms as since.", max_length=40)] = None,
+        group_by: Annotated[GroupBy, Field(description="model | provider | category | session | day")] = "model",
+        session_id: SessionArg = None,
+    ) -> CostReport:
+        """What was spent and on what, budgets left, and what routing saved against the baseline model."""
+        runtime: Runtime = ctx.request_context.lifespan_context
+        try:
+            query = ReportQuery(
+                since=parse_time(since), until=parse_time(until), group_by=group_by, session_id=session_id
+            )
+        except ValueError as exc:
+            raise ToolError(str(exc)) from exc
+        return await runtime.reports.build(query)
 
     @mcp.resource(
         "router://models",

@@ -35,8 +35,17 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the MCP server (stdio)", description="Run the MCP server over stdio.")
-    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="MCP transport (default stdio)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the MCP server",
+        description="Run the MCP server over stdio (for one host) or streamable HTTP at /mcp (a shared service; "
+        "set MODEL_ROUTER_TOKEN to require 'Authorization: Bearer <token>').",
+    )
+    serve.add_argument(
+        "--transport", choices=["stdio", "streamable-http"], default="stdio", help="MCP transport (default stdio)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP bind address (default 127.0.0.1, loopback only)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port (default 8000)")
 
     route = sub.add_parser(
         "route", help="say which model should do a task", description="Analyse a task and print its route."
@@ -44,6 +53,20 @@ def _build_parser() -> argparse.ArgumentParser:
     route.add_argument("task", help="the task text, or - to read it from stdin")
     _route_options(route)
     route.add_argument("--json", action="store_true", help="print the route as JSON")
+
+    complete = sub.add_parser(
+        "complete",
+        help="route a task, run it on the chosen model, print the answer",
+        description="Route a task, send it to the chosen model (falling back when one fails) and print the "
+        "answer with the model used, tokens and cost.",
+    )
+    complete.add_argument("task", help="the task text, or - to read it from stdin")
+    _route_options(complete)
+    complete.add_argument("--session-id", help="continue (or start) this conversation")
+    complete.add_argument("--system", help="system prompt (default: one suited to the task's category)")
+    complete.add_argument("--max-tokens", type=int, default=4096, help="upper bound on the answer (default 4096)")
+    complete.add_argument("--no-tools", action="store_true", help="do not offer tools to the model")
+    complete.add_argument("--json", action="store_true", help="print the full result as JSON")
 
     models = sub.add_parser("models", help="list the model registry", description="List every model.")
     models.add_argument("--json", action="store_true", help="print a JSON list")
@@ -56,6 +79,29 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("input", type=Path, help="input JSONL file (- for stdin)")
     analyze.add_argument("--out", type=Path, help="output JSONL file (default stdout)")
+    report = sub.add_parser(
+        "report",
+        help="what was spent, budgets left, savings",
+        description="Totals and groups from the ledger, budgets with spent/remaining, savings against the "
+        "baseline model on the same tokens, unpriced calls and the router's token-estimate accuracy.",
+    )
+    report.add_argument("--since", help="ISO date/time (UTC) or a span like 7d, 24h")
+    report.add_argument("--until", help="end (exclusive), same forms as --since")
+    report.add_argument(
+        "--group-by", choices=["model", "provider", "category", "session", "day"], default="model", help="grouping"
+    )
+    report.add_argument("--session-id", help="only this session")
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    claude = sub.add_parser(
+        "claude-config",
+        help="print or install the Claude Desktop entry",
+        description="Print a ready mcpServers entry for Claude Desktop (absolute command path, env placeholders "
+        "for the keys in use), or merge it into claude_desktop_config.json with --install (keeps every other "
+        "entry, writes a backup first, refuses a file it cannot parse).",
+    )
+    claude.add_argument("--install", action="store_true", help="merge the entry into the config file")
+    claude.add_argument("--config-file", type=Path, help="Claude Desktop config file (default: the platform's)")
     return parser
 
 
@@ -96,7 +142,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from server.app import build_server
 
     server = build_server(_load_router(args))
-    server.run("stdio")
+    if args.transport == "stdio":
+        server.run("stdio")
+        return 0
+    from server.http_service import TOKEN_ENV, serve_http
+
+    serve_http(server, host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV) or None)
     return 0
 
 
@@ -125,6 +176,50 @@ def _cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_complete(args: argparse.Namespace) -> int:
+    import anyio
+
+    from server.completion import CompleteRequest
+    from server.runtime import open_runtime
+    from server.selection import Preference, RouteOptions
+
+    task = sys.stdin.read() if args.task == "-" else args.task
+    request = CompleteRequest(
+        task=task,
+        options=RouteOptions(
+            preference=Preference(args.preference),
+            self_hosted_only=args.self_hosted_only,
+            force_model=args.force_model,
+        ),
+        session_id=args.session_id,
+        system=args.system,
+        max_tokens=args.max_tokens,
+        enable_tools=not args.no_tools,
+    )
+    router = _load_router(args)
+
+    async def progress(message: str) -> None:
+        if not args.json:
+            print(f"... {message}", file=sys.stderr)
+
+    async def run() -> Any:
+        async with open_runtime(router, os.environ) as runtime:
+            return await runtime.completion.complete(request, progress)
+
+    result = anyio.run(run)
+    if args.json:
+        print(result.model_dump_json(indent=2))
+        return 0
+    print(result.response)
+    cost = "unpriced" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+    print(
+        f"\n[{result.model_used} · {result.input_tokens} in / {result.output_tokens} out tokens · {cost} · "
+        f"{result.latency_ms / 1000:.1f}s · {len(result.attempts)} attempt(s)]",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     from server.routing import model_rows
 
@@ -140,6 +235,68 @@ def _cmd_models(args: argparse.Namespace) -> int:
             f"{_price(row['output_price_per_million']):>9} {row['context_window']:>10,} "
             f"{'yes' if row['supports_tools'] else 'no':>5} {available}"
         )
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    import anyio
+
+    from server.report import ReportQuery, parse_time
+    from server.runtime import open_runtime
+
+    try:
+        query = ReportQuery(parse_time(args.since), parse_time(args.until), args.group_by, args.session_id)
+    except ValueError as exc:
+        raise RouterError(str(exc)) from None
+    router = _load_router(args)
+
+    async def run() -> Any:
+        async with open_runtime(router, os.environ) as runtime:
+            return await runtime.reports.build(query)
+
+    report = anyio.run(run)
+    if args.json:
+        print(report.model_dump_json(indent=2))
+        return 0
+    _print_report(report)
+    return 0
+
+
+def _print_report(report: Any) -> None:
+    t = report.totals
+    print(f"calls {t.calls}, attempts {t.attempts}, failures {t.failures}, cost ${t.cost_usd:.6f}")
+    print(
+        f"tokens: {t.tokens.input} in ({t.tokens.cached_input} cached), {t.tokens.output} out "
+        f"({t.tokens.reasoning} reasoning)"
+    )
+    s = report.savings
+    pct = "n/a" if s.saved_pct is None else f"{s.saved_pct:.1f}%"
+    print(f"savings vs {s.baseline_model}: ${s.saved_usd:.6f} ({pct}; baseline ${s.baseline_cost_usd:.6f})")
+    if report.tier1_share is not None:
+        print(f"calls answered by tier-1 models: {report.tier1_share:.1%}")
+    print(f"\nby {report.group_by}:")
+    for g in report.groups:
+        print(f"  {g.key:32} calls {g.calls:>6} attempts {g.attempts:>6} failures {g.failures:>4} ${g.cost_usd:.6f}")
+    for b in report.budgets:
+        print(f"budget {b.name}: ${b.spent_usd:.6f} of ${b.limit_usd:.2f} spent, ${b.remaining_usd:.6f} left")
+    for u in report.unpriced:
+        print(f"unpriced: {u.model}: {u.attempts} attempts, {u.input_tokens} in / {u.output_tokens} out tokens")
+
+
+def _cmd_claude_config(args: argparse.Namespace) -> int:
+    from server.config import load_config
+    from server.host_config import default_claude_config_path, install, server_entry
+
+    entry = server_entry(load_config(args.config), os.environ)
+    if not args.install:
+        print(json.dumps({"mcpServers": {"model-router": entry}}, indent=2))
+        return 0
+    path = args.config_file or default_claude_config_path()
+    backup = install(path, entry)
+    print(f"model-router: added 'model-router' to {path}" + (f" (backup: {backup})" if backup else ""), file=sys.stderr)
+    missing = [k for k, v in entry["env"].items() if v.startswith("<")]
+    if missing:
+        print(f"model-router: replace the placeholders for {', '.join(missing)} with your keys", file=sys.stderr)
     return 0
 
 
@@ -211,8 +368,11 @@ class _NoClose:
 _COMMANDS = {
     "serve": _cmd_serve,
     "route": _cmd_route,
+    "complete": _cmd_complete,
     "models": _cmd_models,
     "analyze": _cmd_analyze,
+    "claude-config": _cmd_claude_config,
+    "report": _cmd_report,
 }
 
 if __name__ == "__main__":

@@ -96,6 +96,9 @@ class Registry:
             return Availability(False, "install the embedded runtime: pip install 'mcp-model-router[local]'")
         if provider.api_key_env is None:
             return Availability(True, f"provider {model.provider} needs no key")
-        if env.get(provider.api_key_env):
+        value = env.get(provider.api_key_env, "")
+        if value.startswith("<") and value.endswith(">"):
+            return Availability(False, f"{provider.api_key_env} holds a placeholder ({value}); put the real key there")
+        if value:
             return Availability(True, f"{provider.api_key_env} is set")
         return Availability(False, f"set {provider.api_key_env} to enable")

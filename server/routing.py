@@ -46,11 +46,11 @@ class RouteResult(BaseModel):
     reasons: list[str]
 
 
-Analyzer = Callable[[str], TaskAnalysis]
+Analyzer = Callable[[str, int], TaskAnalysis]
 
 
-def _local_analyzer(task: str) -> TaskAnalysis:
-    return analyze_task(task)
+def _local_analyzer(task: str, history_tokens: int) -> TaskAnalysis:
+    return analyze_task(task, history_tokens=history_tokens)
 
 
 class Router:
@@ -67,10 +67,10 @@ class Router:
         self.analyzer: Analyzer = analyzer or _local_analyzer
         self.analyzer_version = ANALYZER_VERSION
 
-    def decide(self, task: str, options: RouteOptions) -> tuple[TaskAnalysis, Route]:
+    def decide(self, task: str, options: RouteOptions, history_tokens: int = 0) -> tuple[TaskAnalysis, Route]:
         """Validate, analyse and select; raises `InvalidTask` or `RoutingError` with a fix in the message."""
         text = validate_task(task)
-        analysis = self.analyzer(text)
+        analysis = self.analyzer(text, history_tokens)
         return analysis, select_route(analysis, options, self.registry)
 
     def route(self, task: str, options: RouteOptions) -> RouteResult:

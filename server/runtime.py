@@ -1,0 +1,79 @@
+"""The running router: configuration loaded once, then every long-lived part wired together.
+
+`open_runtime` is an async context manager so that the HTTP client, the database and (later) the tool
+sub-servers are started inside the event loop that uses them and closed when it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from server.budgets import BudgetGuard
+from server.completion import CompletionService
+from server.config import Config
+from server.dispatch import Dispatcher, Limits
+from server.model_pool import ProviderPool
+from server.registry import Registry
+from server.report import ReportBuilder
+from server.routing import Router
+from server.store import Database, Ledger, SessionStore, open_database
+from server.toolbox import NoTools, ToolBox
+
+
+@dataclass
+class Runtime:
+    """Handles every MCP tool and CLI command needs."""
+
+    config: Config
+    router: Router
+    database: Database
+    ledger: Ledger
+    sessions: SessionStore
+    toolbox: ToolBox
+    completion: CompletionService
+    budget: BudgetGuard
+    reports: ReportBuilder
+
+
+@asynccontextmanager
+async def open_runtime(
+    router: Router,
+    env: Mapping[str, str],
+    *,
+    toolbox: ToolBox | None = None,
+    limits: Limits | None = None,
+    http_client: httpx.AsyncClient | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the database and HTTP client, wire the dispatcher, close everything on exit."""
+    config = router.registry.config
+    registry: Registry = router.registry
+    database = open_database(config.data_dir)
+    owns_client = http_client is None
+    client = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+    pool = ProviderPool(registry, env, client, config.data_dir)
+    tools = toolbox or NoTools()
+    ledger = Ledger(database)
+    sessions = SessionStore(database)
+    budget = BudgetGuard(database, config.budgets)
+    dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget)
+    try:
+        yield Runtime(
+            config=config,
+            router=router,
+            database=database,
+            ledger=ledger,
+            sessions=sessions,
+            toolbox=tools,
+            completion=CompletionService(router, dispatcher, sessions, tools, budget),
+            budget=budget,
+            reports=ReportBuilder(database, registry, budget),
+        )
+    finally:
+        await pool.aclose()
+        if owns_client:
+            await client.aclose()
+        database.close()

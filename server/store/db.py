@@ -1,0 +1,167 @@
+"""One SQLite database in WAL mode, its schema migrations, and async access off the event loop.
+
+Invariants: the schema is created and upgraded only by the ordered `MIGRATIONS` list (its length is the
+schema version, kept in `PRAGMA user_version`); every write is one transaction, so a killed process
+leaves either the whole row or none; calls run in a worker thread, one at a time per `Database`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio.to_thread
+
+from server.errors import RouterError
+
+T = TypeVar("T")
+DB_FILENAME = "router.sqlite3"
+
+
+def _execute_script(db: sqlite3.Connection, script: str) -> None:
+    # Not executescript(): it commits first, which would break the migration's transaction.
+    for statement in script.split(";\n"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _v1_attempts_and_sessions(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE attempts (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            session_id TEXT,
+            attempt_no INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            latency_ms REAL NOT NULL,
+            model TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            category TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'error', 'cancelled')),
+            error_type TEXT,
+            error_message TEXT,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            cached_input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            reasoning_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_pusd INTEGER,              -- cost in pico-USD (1e-12), NULL when unpriced
+            estimated_input_tokens INTEGER,
+            estimated_output_tokens INTEGER,
+            tool_rounds INTEGER NOT NULL DEFAULT 0,
+            tools_called TEXT NOT NULL DEFAULT '[]',
+            price_table_version TEXT NOT NULL
+        );
+        CREATE INDEX attempts_started ON attempts (started_at);
+        CREATE INDEX attempts_session ON attempts (session_id, started_at);
+        CREATE INDEX attempts_task ON attempts (task_id);
+
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('user', 'assistant')),
+            content TEXT NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX messages_session ON messages (session_id, id);
+        """,
+    )
+
+
+def _v2_budget_reservations(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE reservations (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            session_id TEXT,
+            model TEXT NOT NULL,
+            amount_pusd INTEGER NOT NULL CHECK (amount_pusd >= 0),
+            created_at REAL NOT NULL,
+            expires_at REAL NOT NULL
+        );
+        CREATE INDEX reservations_expiry ON reservations (expires_at)
+        """,
+    )
+
+
+# Ordered, append-only: never edit a shipped migration, add a new one.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_attempts_and_sessions, _v2_budget_reservations]
+
+
+class StoreError(RouterError):
+    """The database cannot be opened or is from a newer version of model-router."""
+
+
+class Database:
+    """A single SQLite connection used from worker threads, one statement batch at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn = _connect(path)
+
+    async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway."""
+        return await anyio.to_thread.run_sync(self.run_sync, fn, abandon_on_cancel=False)
+
+    def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return fn(self._conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        _migrate(conn, path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open the database {path}: {exc}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from exc
+    return conn
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    conn.execute("BEGIN IMMEDIATE")  # one process migrates at a time
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the database {path} has schema version {version}, newer than this model-router "
+                f"understands ({len(MIGRATIONS)}); upgrade model-router or point MODEL_ROUTER_HOME elsewhere"
+            )
+        for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+            migration(conn)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def open_database(data_dir: Path) -> Database:
+    return Database(data_dir / DB_FILENAME)
+
+
+def rows_as_dicts(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]

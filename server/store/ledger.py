@@ -1,0 +1,101 @@
+"""The attempt ledger: one row per model attempt, failures included, written only by the dispatcher.
+
+Costs are stored as integer pico-USD (1e-12), so sums in SQL are exact; NULL means the model had no
+price (reported as unpriced, never as 0). Each row carries the price table version it was priced with.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from server.store.db import Database, rows_as_dicts
+
+PICO = Decimal(10) ** 12
+
+
+def to_pico(cost: Decimal | None) -> int | None:
+    return None if cost is None else int((cost * PICO).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def from_pico(value: int | None) -> Decimal | None:
+    return None if value is None else Decimal(value) / PICO
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """What one attempt at one model did and cost."""
+
+    task_id: str
+    session_id: str | None
+    attempt_no: int
+    started_at: float
+    latency_ms: float
+    model: str
+    provider: str
+    category: str | None
+    outcome: str  # ok | error | cancelled
+    price_table_version: str
+    error_type: str | None = None
+    error_message: str | None = None
+    input_tokens: int = 0
+    cached_input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: Decimal | None = None
+    estimated_input_tokens: int | None = None
+    estimated_output_tokens: int | None = None
+    tool_rounds: int = 0
+    tools_called: tuple[str, ...] = field(default=())
+
+
+_COLUMNS = [
+    "task_id", "session_id", "attempt_no", "started_at", "latency_ms", "model", "provider", "category",
+    "outcome", "error_type", "error_message", "input_tokens", "cached_input_tokens", "output_tokens",
+    "reasoning_tokens", "cost_pusd", "estimated_input_tokens", "estimated_output_tokens", "tool_rounds",
+    "tools_called", "price_table_version",
+]  # fmt: skip
+_INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+
+
+def _row(record: AttemptRecord) -> tuple[Any, ...]:
+    values = asdict(record)
+    values["cost_pusd"] = to_pico(values.pop("cost_usd"))
+    values["tools_called"] = json.dumps(list(record.tools_called))
+    return tuple(values[c] for c in _COLUMNS)
+
+
+class Ledger:
+    """Append attempts; read them back for reports and tests."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> None:
+        """Write the attempt and delete its budget reservations in one transaction."""
+        row = _row(record)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(_INSERT, row)
+                conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._db.run(write)
+
+    async def attempts(self, task_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+            if task_id is None:
+                cur = conn.execute("SELECT * FROM attempts ORDER BY id DESC LIMIT ?", (limit,))
+            else:
+                cur = conn.execute("SELECT * FROM attempts WHERE task_id = ? ORDER BY id", (task_id,))
+            return rows_as_dicts(cur)
+
+        return await self._db.run(read)
