@@ -203,7 +203,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
             print(f"... {message}", file=sys.stderr)
 
     async def run() -> Any:
-        async with open_runtime(router, os.environ) as runtime:
+        async with open_runtime(router, os.environ, eager_tools=False) as runtime:
             return await runtime.completion.complete(request, progress)
 
     result = anyio.run(run)
@@ -243,6 +243,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     from server.report import ReportQuery, parse_time
     from server.runtime import open_runtime
+    from server.toolbox import NoTools
 
     try:
         query = ReportQuery(parse_time(args.since), parse_time(args.until), args.group_by, args.session_id)
@@ -251,7 +252,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     router = _load_router(args)
 
     async def run() -> Any:
-        async with open_runtime(router, os.environ) as runtime:
+        async with open_runtime(router, os.environ, toolbox=NoTools()) as runtime:
             return await runtime.reports.build(query)
 
     report = anyio.run(run)

@@ -84,6 +84,17 @@ class RoutingConfig(_Strict):
     matrix: dict[Category, dict[Situation, str]] = Field(default_factory=dict)
 
 
+class ToolServerConfig(_Strict):
+    """One MCP sub-server the host starts over stdio (empty command: this Python interpreter)."""
+
+    enabled: bool = True
+    command: str = ""
+    args: tuple[str, ...] = ()
+    pass_env: tuple[str, ...] = Field(default=(), description="Host env vars this child may see")
+    env: dict[str, str] = Field(default_factory=dict, description="Extra fixed env for the child")
+    timeout_s: float = Field(default=30.0, gt=0, le=600)
+
+
 class BudgetConfig(_Strict):
     """Spending limits in USD; None means no limit."""
 
@@ -100,6 +111,7 @@ class Config(_Strict):
     models: tuple[ModelConfig, ...]
     routing: RoutingConfig
     budgets: BudgetConfig = BudgetConfig()
+    tool_servers: dict[str, ToolServerConfig] = Field(default_factory=dict)
     prices_as_of: str
     price_table_version: str
     data_dir: Path

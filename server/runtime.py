@@ -7,7 +7,7 @@ sub-servers are started inside the event loop that uses them and closed when it 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -21,7 +21,8 @@ from server.registry import Registry
 from server.report import ReportBuilder
 from server.routing import Router
 from server.store import Database, Ledger, SessionStore, open_database
-from server.toolbox import NoTools, ToolBox
+from server.tool_hub import open_tool_hub
+from server.toolbox import ToolBox
 
 
 @dataclass
@@ -47,15 +48,23 @@ async def open_runtime(
     toolbox: ToolBox | None = None,
     limits: Limits | None = None,
     http_client: httpx.AsyncClient | None = None,
+    eager_tools: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Open the database and HTTP client, wire the dispatcher, close everything on exit."""
+    """Open the database, HTTP client and tool sub-servers, wire the dispatcher, close everything on exit.
+
+    `toolbox` replaces the sub-server hub (tests); `eager_tools=False` starts the sub-servers only when a
+    task first needs a tool (one-shot CLI commands).
+    """
     config = router.registry.config
     registry: Registry = router.registry
     database = open_database(config.data_dir)
     owns_client = http_client is None
     client = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
     pool = ProviderPool(registry, env, client, config.data_dir)
-    tools = toolbox or NoTools()
+    stack = AsyncExitStack()
+    tools = toolbox or await stack.enter_async_context(
+        open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
+    )
     ledger = Ledger(database)
     sessions = SessionStore(database)
     budget = BudgetGuard(database, config.budgets)
@@ -73,6 +82,7 @@ async def open_runtime(
             reports=ReportBuilder(database, registry, budget),
         )
     finally:
+        await stack.aclose()
         await pool.aclose()
         if owns_client:
             await client.aclose()
