@@ -110,8 +110,9 @@ def build_server(
             title="Route a task", read_only_hint=True, idempotent_hint=True, open_world_hint=False
         )
     )
-    def route_task(
+    async def route_task(
         task: TaskArg,
+        ctx: Context,
         cost_preference: PreferenceArg = "balanced",
         self_hosted_only: SelfHostedArg = False,
         force_model: ForceModelArg = None,
@@ -126,6 +127,8 @@ def build_server(
             result = router.route(task, options)
         except RouterError as exc:
             raise ToolError(str(exc)) from exc
+        runtime: Runtime = ctx.request_context.lifespan_context
+        await runtime.decisions.record("route", task, options, result)
         log.info("route %s -> %s (%s)", result.category, result.primary_model, result.situation)
         return result
 

@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,24 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--session-id", help="only this session")
     report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    decisions = sub.add_parser(
+        "decisions",
+        help="list logged routing decisions",
+        description="The latest route_task and complete decisions, with the analyser version, config "
+        "fingerprint and price table version they were made under, and a SHA-256 of the task.",
+    )
+    decisions.add_argument("--last", type=int, default=20, help="how many (default 20)")
+    decisions.add_argument("--json", action="store_true", help="print JSON")
+
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the installation and say how to fix what is broken",
+        description="Check the config, data dir, each provider (key present, never its value; local endpoints "
+        "reachable), the embedded model, and each tool sub-server. Exit code 1 when something the config needs "
+        "is broken.",
+    )
+    doctor.add_argument("--json", action="store_true", help="print JSON")
 
     claude = sub.add_parser(
         "claude-config",
@@ -284,6 +303,50 @@ def _print_report(report: Any) -> None:
         print(f"unpriced: {u.model}: {u.attempts} attempts, {u.input_tokens} in / {u.output_tokens} out tokens")
 
 
+def _cmd_decisions(args: argparse.Namespace) -> int:
+    import anyio
+
+    from server.config import fingerprint
+    from server.store import open_database
+    from server.store.decisions import DecisionLog
+
+    router = _load_router(args)
+    config = router.registry.config
+
+    async def run() -> Any:
+        db = open_database(config.data_dir)
+        try:
+            log = DecisionLog(db, analyzer_version=router.analyzer_version, config_fingerprint=fingerprint(config),
+                              price_table_version=config.price_table_version)  # fmt: skip
+            return await log.latest(max(1, args.last))
+        finally:
+            db.close()
+
+    rows = anyio.run(run)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in reversed(rows):
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(row["at"]))
+        print(
+            f"{when} {row['kind']:8} {row['category']:17} -> {row['primary_model']:28} "
+            f"task {row['task_sha256'][:12]} analyzer {row['analyzer_version']} config {row['config_fingerprint']}"
+        )
+    return 0
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from server.doctor import checks_json, describe, exit_code, run_doctor
+
+    checks = run_doctor(args.config)
+    if args.json:
+        print(json.dumps(checks_json(checks), indent=2))
+    else:
+        for check in checks:
+            print(describe(check))
+    return exit_code(checks)
+
+
 def _cmd_claude_config(args: argparse.Namespace) -> int:
     from server.config import load_config
     from server.host_config import default_claude_config_path, install, server_entry
@@ -374,6 +437,8 @@ _COMMANDS = {
     "analyze": _cmd_analyze,
     "claude-config": _cmd_claude_config,
     "report": _cmd_report,
+    "decisions": _cmd_decisions,
+    "doctor": _cmd_doctor,
 }
 
 if __name__ == "__main__":

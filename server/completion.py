@@ -19,6 +19,7 @@ from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
 from server.report import BudgetLine, budget_lines
 from server.routing import InvalidTask, Router, RouteResult, to_result
 from server.selection import RouteOptions
+from server.store.decisions import DecisionLog
 from server.store.sessions import SessionStore, validate_session_id
 from server.toolbox import ToolBox
 
@@ -77,12 +78,14 @@ class CompletionService:
         sessions: SessionStore,
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
+        decisions: DecisionLog | None = None,
     ) -> None:
         self.router = router
         self.dispatcher = dispatcher
         self.sessions = sessions
         self.toolbox = toolbox
         self.budget = budget
+        self.decisions = decisions
 
     async def complete(self, request: CompleteRequest, progress: Progress = _no_progress) -> CompleteResult:
         _validate(request)
@@ -102,6 +105,8 @@ class CompletionService:
         )
         analysis, route = self.router.decide(request.task, options, history_tokens=history_tokens)
         route_result = to_result(analysis, route, options.preference)
+        if self.decisions is not None:
+            await self.decisions.record("complete", request.task, options, route_result, task_id)
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
         tools = ()
         if request.enable_tools and analysis.requires_tools:

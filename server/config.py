@@ -126,6 +126,15 @@ class Config(_Strict):
         return value
 
 
+def fingerprint(config: Config) -> str:
+    """A short hash of everything that shapes a route (models, providers, routing); stable across runs."""
+    import hashlib
+    import json
+
+    relevant = config.model_dump(mode="json", include={"providers", "models", "routing", "price_table_version"})
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def default_data_dir(env: Mapping[str, str]) -> Path:
     """`MODEL_ROUTER_HOME`, else the platform's user data directory."""
     if env.get(HOME_ENV):

@@ -14,13 +14,14 @@ import httpx
 
 from server.budgets import BudgetGuard
 from server.completion import CompletionService
-from server.config import Config
+from server.config import Config, fingerprint
 from server.dispatch import Dispatcher, Limits
 from server.model_pool import ProviderPool
 from server.registry import Registry
 from server.report import ReportBuilder
 from server.routing import Router
 from server.store import Database, Ledger, SessionStore, open_database
+from server.store.decisions import DecisionLog
 from server.tool_hub import open_tool_hub
 from server.toolbox import ToolBox
 
@@ -38,6 +39,7 @@ class Runtime:
     completion: CompletionService
     budget: BudgetGuard
     reports: ReportBuilder
+    decisions: DecisionLog
 
 
 @asynccontextmanager
@@ -68,6 +70,12 @@ async def open_runtime(
     ledger = Ledger(database)
     sessions = SessionStore(database)
     budget = BudgetGuard(database, config.budgets)
+    decisions = DecisionLog(
+        database,
+        analyzer_version=router.analyzer_version,
+        config_fingerprint=fingerprint(config),
+        price_table_version=config.price_table_version,
+    )
     dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget)
     try:
         yield Runtime(
@@ -77,9 +85,10 @@ async def open_runtime(
             ledger=ledger,
             sessions=sessions,
             toolbox=tools,
-            completion=CompletionService(router, dispatcher, sessions, tools, budget),
+            completion=CompletionService(router, dispatcher, sessions, tools, budget, decisions),
             budget=budget,
             reports=ReportBuilder(database, registry, budget),
+            decisions=decisions,
         )
     finally:
         await stack.aclose()

