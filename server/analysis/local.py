@@ -1,0 +1,173 @@
+"""The built-in analyser: category, complexity, strong_score and token estimates from hand-written rules.
+
+Deterministic, no network, stdlib only. Categories are scored from weighted cues (`rules.CUES`) plus
+structural features (code, maths, answer choices, length); the highest score wins. `strong_score`
+estimates how likely a frontier model is needed, from the category's prior and difficulty cues.
+Change `ANALYZER_VERSION` whenever the output for some input changes: logged decisions refer to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from server.analysis.features import Features, estimate_tokens, extract
+from server.analysis.rules import CUES
+from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
+
+ANALYZER_VERSION = "local-1"
+
+# System prompt and tool schemas sent with every task, on top of the task itself.
+_OVERHEAD_TOKENS = 60
+_DOCUMENT_TOKENS = 2_500  # above this much text, the task is about a document before anything else
+
+# Typical answer length per category at complexity 1 and 5 (tokens), from the seeds' ranges.
+_OUTPUT_RANGE: dict[Category, tuple[int, int]] = {
+    Category.DEEP_REASONING: (150, 3000),
+    Category.COMPLEX_CODING: (200, 5000),
+    Category.LONG_DOCUMENT: (300, 3000),
+    Category.AGENTIC_TOOL_USE: (150, 1000),
+    Category.QA_RETRIEVAL: (40, 1200),
+    Category.TEXT_GENERATION: (120, 2500),
+    Category.CLASSIFICATION: (10, 200),
+    Category.EMBEDDING: (10, 50),
+}
+_RECENT_YEAR = re.compile(r"\b20(2[3-9]|3\d)\b")
+_QUANTITY_QUESTION = re.compile(
+    r"\bhow (many|much|long|far|old|fast)\b|\bwhat (is|was) the (total|number|cost|price|remainder|percentage)\b|"
+    r"\bwhat percentage\b"
+)
+_TOOL_HINTS = re.compile(
+    r"\b(search|look up|browse|latest|current|today|run (it|this|the code)|execute|test(s|ed)? (it|them)|"
+    r"unit tests?|remember|recall|fetch|download|url|https?://)\b",
+    re.IGNORECASE,
+)
+_COMPLEX_HINTS = re.compile(
+    r"\b(distributed|concurren\w*|thread-?safe|scal\w+|production|architecture|multi-?(tier|step|file|part)|"
+    r"comprehensive|complete (implementation|application|system)|end-to-end|optimi[sz]\w+|security|"
+    r"trade-?offs?|rigorous|formal|justify|in depth|detailed|sliding window|consensus|fault-?toleran\w+)\b",
+    re.IGNORECASE,
+)
+_TRIVIAL_HINTS = re.compile(
+    r"^\W*(what is the capital|who (wrote|painted|invented)|when (was|did)|define|translate|hi|hello|thanks)\b",
+    re.IGNORECASE,
+)
+_MULTI_PART = re.compile(r"\b(and then|then (derive|prove|explain|write|use)|also|additionally|finally|"
+                         r"first[, ].{0,80}\bthen\b|\b(i|ii|iii)\)|\(\w\) )", re.IGNORECASE)  # fmt: skip
+
+
+def analyze_task(task: str, *, history_tokens: int = 0) -> TaskAnalysis:
+    """Analyse one task. Raises ValueError for an empty task."""
+    if not task or not task.strip():
+        raise ValueError("task is empty: pass the text of the task to analyse")
+    f = extract(task)
+    scores = _category_scores(f)
+    category = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
+    if scores[category] <= 0:
+        category = Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    complexity = _complexity(category, f)
+    task_tokens = (
+        estimate_tokens(task[:20_000]) * max(1, len(task) // 20_000)
+        if len(task) > 20_000
+        else (estimate_tokens(task, f.cjk_chars))
+    )
+    input_tokens = task_tokens + max(history_tokens, 0) + _OVERHEAD_TOKENS
+    output_tokens = _output_tokens(category, complexity)
+    requires_tools = category is Category.AGENTIC_TOOL_USE or (
+        category in (Category.COMPLEX_CODING, Category.QA_RETRIEVAL) and bool(_TOOL_HINTS.search(f.scan))
+    )
+    strong = _strong_score(category, complexity, f)
+    reasons = (
+        f"category {category.value} (score {scores[category]:.1f}; next {_runner_up(scores, category)})",
+        f"complexity {complexity}/5, strong_score {strong:.2f}",
+        f"~{input_tokens:,} input tokens (task {task_tokens:,}, history {history_tokens:,}), ~{output_tokens:,} output",
+    )
+    return TaskAnalysis(
+        category=category,
+        complexity=complexity,
+        strong_score=strong,
+        estimated_input_tokens=input_tokens,
+        estimated_output_tokens=output_tokens,
+        requires_tools=requires_tools,
+        requires_long_context=input_tokens > LONG_CONTEXT_TOKENS,
+        reasons=reasons,
+        analyzer="local",
+    )
+
+
+# When two categories score the same, the earlier one wins (the more demanding reading of the task).
+_TIE_ORDER = [
+    Category.LONG_DOCUMENT, Category.COMPLEX_CODING, Category.DEEP_REASONING, Category.AGENTIC_TOOL_USE,
+    Category.CLASSIFICATION, Category.TEXT_GENERATION, Category.QA_RETRIEVAL, Category.EMBEDDING,
+]  # fmt: skip
+
+
+def _category_scores(f: Features) -> dict[Category, float]:
+    scores = {c: 0.0 for c in Category}
+    for category, cues in CUES.items():
+        for pattern, points in cues:
+            if pattern.search(f.scan):
+                scores[category] += points
+    tokens = f.chars // 4
+    scores[Category.COMPLEX_CODING] += 1.5 * min(f.code_fences, 2) + 0.5 * min(f.code_lines, 6)
+    scores[Category.DEEP_REASONING] += 0.8 * min(f.math_marks, 6)
+    if f.numbers >= 2 and f.chars < 3_000 and _QUANTITY_QUESTION.search(f.scan) and not _RECENT_YEAR.search(f.scan):
+        scores[Category.DEEP_REASONING] += 2.0 + 0.3 * min(f.numbers, 6)  # a word problem
+    if f.choices >= 3:
+        scores[Category.QA_RETRIEVAL] += 2.0
+    if tokens > _DOCUMENT_TOKENS:
+        scores[Category.LONG_DOCUMENT] += 8.0 + min(tokens / 2_000, 8.0)
+    elif tokens > 1_500:
+        scores[Category.LONG_DOCUMENT] += 1.0 + tokens / 1_000
+    return scores
+
+
+def _runner_up(scores: dict[Category, float], winner: Category) -> str:
+    rest = sorted(((s, c.value) for c, s in scores.items() if c is not winner), reverse=True)
+    return f"{rest[0][1]} {rest[0][0]:.1f}" if rest else "none"
+
+
+def _complexity(category: Category, f: Features) -> int:
+    base = {
+        Category.DEEP_REASONING: 3, Category.COMPLEX_CODING: 3, Category.LONG_DOCUMENT: 3,
+        Category.AGENTIC_TOOL_USE: 3, Category.QA_RETRIEVAL: 2, Category.TEXT_GENERATION: 2,
+        Category.CLASSIFICATION: 1, Category.EMBEDDING: 1,
+    }[category]  # fmt: skip
+    level = base
+    level += min(len(_COMPLEX_HINTS.findall(f.scan)), 2)
+    if _MULTI_PART.search(f.scan):
+        level += 1
+    if category is Category.DEEP_REASONING and re.search(r"\b(prove|proof|derive|theorem)\b", f.scan):
+        level += 1
+    if category is Category.COMPLEX_CODING and re.search(r"\b(unit )?tests?\b", f.scan) and f.words > 25:
+        level += 1
+    if f.words > 400 and category is not Category.LONG_DOCUMENT:
+        level += 1
+    if f.chars < 80 and f.sentences <= 1 and not f.math_marks:
+        level -= 1
+    if _TRIVIAL_HINTS.search(f.head):
+        level = 1
+    return max(1, min(5, level))
+
+
+def _output_tokens(category: Category, complexity: int) -> int:
+    low, high = _OUTPUT_RANGE[category]
+    # geometric steps between the category's low and high ends
+    return round(low * (high / low) ** ((complexity - 1) / 4))
+
+
+# Prior of needing the strong model, per category (tuned on public RouteLLM outcome data).
+_PRIOR = {
+    Category.DEEP_REASONING: 0.55, Category.COMPLEX_CODING: 0.55, Category.LONG_DOCUMENT: 0.5,
+    Category.AGENTIC_TOOL_USE: 0.45, Category.QA_RETRIEVAL: 0.3, Category.TEXT_GENERATION: 0.3,
+    Category.CLASSIFICATION: 0.15, Category.EMBEDDING: 0.05,
+}  # fmt: skip
+
+
+def _strong_score(category: Category, complexity: int, f: Features) -> float:
+    """A logistic blend of the category prior, complexity and difficulty cues; in [0, 1]."""
+    logit = math.log(_PRIOR[category] / (1 - _PRIOR[category]))
+    logit += 0.55 * (complexity - 3)
+    logit += 0.12 * min(f.numbers, 12) + 0.08 * min(f.math_marks, 10)
+    logit += 0.25 * math.log1p(f.sentences) - 0.3
+    return round(1 / (1 + math.exp(-logit)), 4)

