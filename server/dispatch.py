@@ -30,6 +30,7 @@ from server.errors import (
     ContextTooLong,
     ProviderError,
     ProviderTimeout,
+    ProviderUnavailable,
     RateLimited,
     RouterError,
 )
@@ -71,6 +72,8 @@ class Limits:
     backoff_base_s: float = 0.5
     backoff_cap_s: float = 8.0
     max_retry_after_s: float = 20.0
+    # A provider that refused the connection is skipped this long (unless it is the last hope).
+    unreachable_skip_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +180,7 @@ class Dispatcher:
         self.budget = budget
         self._sleep = sleep
         self._jitter = jitter
+        self._unreachable_until: dict[str, float] = {}
 
     async def run(self, chain: Sequence[ModelConfig], job: Job, progress: Progress = _no_progress) -> Outcome:
         """Try the chain in order until one model answers."""
@@ -186,6 +190,13 @@ class Dispatcher:
         while queue:
             model = queue.pop(0)
             if model.id in tried or model.context_window <= min_window:
+                continue
+            if queue and self._unreachable_until.get(model.provider, 0.0) > time.monotonic():
+                # It refused a connection moments ago: the next model is the better bet.
+                note = f"{model.provider} could not be reached moments ago; skipped"
+                attempts.append(
+                    AttemptInfo(model.id, model.provider, "skipped", "Unreachable", note, 0.0, Usage(), None)
+                )
                 continue
             tried.add(model.id)
             outcome = await self._try_model(model, job, attempts, deadline, progress)
@@ -216,6 +227,9 @@ class Dispatcher:
                 return exc
             except ProviderError as exc:
                 last = exc
+                if exc.status is None and isinstance(exc, ProviderUnavailable):  # could not connect at all
+                    self._unreachable_until[model.provider] = time.monotonic() + self.limits.unreachable_skip_s
+                    return exc
                 delay = self._retry_delay(exc, retry)
                 if delay is None or time.monotonic() + delay >= deadline:
                     return exc

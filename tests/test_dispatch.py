@@ -13,16 +13,6 @@ from typing import Any
 
 import anyio
 import pytest
-from server.messages import (
-    ChatRequest,
-    ChatResponse,
-    FinishReason,
-    Message,
-    TextPart,
-    ToolCallPart,
-    ToolSpec,
-    Usage,
-)
 
 from server.dispatch import Dispatcher, Job, Limits, TaskStopped
 from server.errors import (
@@ -33,6 +23,16 @@ from server.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+)
+from server.messages import (
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    Message,
+    TextPart,
+    ToolCallPart,
+    ToolSpec,
+    Usage,
 )
 from server.registry import Registry
 from server.store import Ledger, open_database
@@ -231,7 +231,7 @@ async def test_all_failed_lists_every_attempt(registry_all_keys: Registry, db) -
     dispatcher, pool, _ = make(registry_all_keys, db, retries_per_model=0)
     ids = ("openai/gpt-4.1", "openai/o3", "google/gemini-2.5-flash")
     for model_id in ids:
-        pool.script(model_id, ProviderUnavailable(f"{model_id} is down", provider=model_id.split("/")[0]))
+        pool.script(model_id, ProviderUnavailable(f"{model_id} is down", provider=model_id.split("/")[0], status=503))
     with pytest.raises(AllModelsFailed) as info:
         await dispatcher.run(chain(registry_all_keys, *ids), job())
     assert [a.model for a in info.value.attempts] == list(ids)
@@ -297,3 +297,19 @@ async def test_deadline_ends_a_hung_chain_promptly(registry_all_keys: Registry, 
     pool.script("openai/gpt-4.1", "hang")
     with anyio.fail_after(10), pytest.raises(AllModelsFailed, match="deadline"):
         await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+
+
+async def test_an_unreachable_provider_is_not_retried_and_then_skipped(registry_all_keys: Registry, db) -> None:
+    dispatcher, pool, slept = make(registry_all_keys, db)
+    refused = ProviderUnavailable("connection refused", provider="openai")  # no HTTP status: never connected
+    first = pool.script("openai/gpt-4.1", refused)
+    pool.script("google/gemini-2.5-flash", text_reply("one"), text_reply("two"))
+    ids = ("openai/gpt-4.1", "google/gemini-2.5-flash")
+    outcome = await dispatcher.run(chain(registry_all_keys, *ids), job())
+    assert outcome.model.id == "google/gemini-2.5-flash" and slept == [] and len(first.requests) == 1
+    again = await dispatcher.run(chain(registry_all_keys, *ids), job())
+    assert len(first.requests) == 1  # skipped while it is known to be down
+    assert [(a.model, a.outcome) for a in again.attempts] == [
+        ("openai/gpt-4.1", "skipped"),
+        ("google/gemini-2.5-flash", "ok"),
+    ]

@@ -9,6 +9,7 @@ is kept off stdout, which is the MCP wire.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import sys
 import threading
@@ -26,15 +27,25 @@ INSTALL_HINT = "pip install 'mcp-model-router[local]'"
 _CONTEXT_TOKENS = 8192  # of the model's 32k: enough for routed sub-tasks, modest memory
 
 
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(OSError, AttributeError):  # no libc symbols: nothing buffered by it either
+        ctypes.CDLL(None).fflush(None)
+
+
 @contextlib.contextmanager
 def _stdout_to_stderr() -> Iterator[None]:
-    """Point file descriptor 1 at stderr while native code may print (it bypasses sys.stdout)."""
+    """Point file descriptor 1 at stderr while native code may print (it bypasses sys.stdout).
+
+    C stdio buffers are flushed before fd 1 is restored, or llama.cpp's buffered lines would reach the
+    MCP wire later.
+    """
     sys.stdout.flush()
     saved = os.dup(1)
     try:
         os.dup2(2, 1)
         yield
     finally:
+        _flush_c_stdio()
         os.dup2(saved, 1)
         os.close(saved)
 
@@ -58,16 +69,25 @@ def model_file(data_dir: Path) -> Path:
     return target
 
 
-def _prompt_messages(request: ChatRequest) -> list[dict[str, str]]:
-    """Chat messages for llama.cpp's chat template (no tools: tool results become plain text)."""
-    out: list[dict[str, str]] = []
+_HEADER = "Below is a task, followed by a helpful, accurate response."
+STOP = ["###", "\n\n\n", "<end_of_turn>"]
+
+
+def build_prompt(request: ChatRequest) -> str:
+    """A plain completion prompt: the shipped GGUF is a base model without a chat template, and it follows
+    this task/response layout far better than chat markup (it echoes the turn otherwise)."""
+    system = " ".join(m.text for m in request.messages if m.role == "system" and m.text)
+    lines = [f"{_HEADER} {system}".strip(), ""]
     for message in request.messages:
-        if message.role == "tool":
-            text = "\n".join(p.content for p in message.parts if isinstance(p, ToolResultPart))
-            out.append({"role": "user", "content": f"Tool results:\n{text}"})
-        elif message.text:
-            out.append({"role": message.role, "content": message.text})
-    return out
+        if message.role == "user":
+            lines += ["### Task:", message.text, ""]
+        elif message.role == "assistant" and message.text:
+            lines += ["### Response:", message.text, ""]
+        elif message.role == "tool":
+            results = "\n".join(p.content for p in message.parts if isinstance(p, ToolResultPart))
+            lines += ["### Tool results:", results, ""]
+    lines.append("### Response:")
+    return "\n".join(lines) + "\n"
 
 
 class LlamaCppModel:
@@ -97,10 +117,12 @@ class LlamaCppModel:
     def _complete(self, request: ChatRequest) -> dict[str, Any]:
         llama = self._load()
         with _stdout_to_stderr():
-            return llama.create_chat_completion(
-                messages=_prompt_messages(request),
+            return llama.create_completion(
+                prompt=build_prompt(request),
                 max_tokens=min(request.max_tokens, _CONTEXT_TOKENS // 2),
                 temperature=0.2 if request.temperature is None else request.temperature,
+                repeat_penalty=1.15,
+                stop=STOP,
             )
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
@@ -116,7 +138,7 @@ class LlamaCppModel:
         usage = result.get("usage") or {}
         finish = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH}.get(choice.get("finish_reason") or "")
         return ChatResponse(
-            message=Message("assistant", (TextPart((choice["message"].get("content") or "").strip()),)),
+            message=Message("assistant", (TextPart((choice.get("text") or "").strip()),)),
             usage=Usage(input_tokens=usage.get("prompt_tokens", 0), output_tokens=usage.get("completion_tokens", 0)),
             finish_reason=finish or FinishReason.OTHER,
             model=request.model,
