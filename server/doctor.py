@@ -18,7 +18,7 @@ from importlib import metadata
 from typing import Any, Literal
 
 import anyio
-import httpx
+import httpx2
 
 from server.config import Config, load_config
 from server.errors import ConfigError
@@ -108,12 +108,12 @@ async def _reachable(pid: str, base_url: str, severity: Status, probe_s: float) 
     if not any(host in base_url for host in _LOCAL_HOSTS):
         return Check(f"provider {pid}", "ok", f"no key needed ({base_url}); not probed (not local)")
     try:
-        async with httpx.AsyncClient(timeout=probe_s) as client:
+        async with httpx2.AsyncClient(timeout=probe_s) as client:
             response = await client.get(base_url.rstrip("/") + "/models")
         if response.status_code < 500:
             return Check(f"provider {pid}", "ok", f"reachable at {base_url} (HTTP {response.status_code})")
         detail = f"{base_url} answered HTTP {response.status_code}"
-    except httpx.HTTPError as exc:
+    except httpx2.HTTPError as exc:
         detail = f"not reachable at {base_url} ({type(exc).__name__})"
     fix = "start it (for Ollama: `ollama serve` and `ollama pull qwen3:1.7b`) or disable its models"
     return Check(f"provider {pid}", severity, detail, fix)

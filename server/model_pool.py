@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 
 from server.config import ModelConfig
 from server.providers import make_chat_model
@@ -25,7 +25,7 @@ class ProviderPool:
         self,
         registry: Registry,
         env: Mapping[str, str],
-        http_client: httpx.AsyncClient,
+        http_client: httpx2.AsyncClient,
         data_dir: Path,
         factory: Callable[..., ChatModel] = make_chat_model,
     ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
+import httpx2
 
 from server.budgets import BudgetGuard
 from server.completion import CompletionService
@@ -49,7 +49,7 @@ async def open_runtime(
     *,
     toolbox: ToolBox | None = None,
     limits: Limits | None = None,
-    http_client: httpx.AsyncClient | None = None,
+    http_client: httpx2.AsyncClient | None = None,
     eager_tools: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Open the database, HTTP client and tool sub-servers, wire the dispatcher, close everything on exit.
@@ -61,7 +61,7 @@ async def open_runtime(
     registry: Registry = router.registry
     database = open_database(config.data_dir)
     owns_client = http_client is None
-    client = http_client or httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=10.0))
+    client = http_client or httpx2.AsyncClient(timeout=httpx2.Timeout(60.0, connect=10.0))
     pool = ProviderPool(registry, env, client, config.data_dir)
     stack = AsyncExitStack()
     tools = toolbox or await stack.enter_async_context(

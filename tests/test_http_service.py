@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def http_server(tmp_path: Path) -> Iterator[str]:
 def test_request_without_token_is_refused(http_server: str) -> None:
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
     for headers in [{}, {"Authorization": "Bearer wrong"}]:
-        response = httpx.post(http_server, json=body, headers=headers, timeout=10)
+        response = httpx2.post(http_server, json=body, headers=headers, timeout=10)
         assert response.status_code == 401
         assert "MODEL_ROUTER_TOKEN" in response.json()["message"]
         assert TOKEN not in response.text

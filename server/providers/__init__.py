@@ -2,7 +2,7 @@
 
     make_chat_model("openai" | "anthropic" | "llamacpp", ...) -> ChatModel
 
-Every adapter gets the shared `httpx.AsyncClient` (the test seam: point it at a fake server) and turns
+Every adapter gets the shared `httpx2.AsyncClient` (the test seam: point it at a fake server) and turns
 SDK errors into `server.errors` types at its boundary.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
+import httpx2
 
 from server.errors import ConfigError
 from server.providers.base import ChatModel
@@ -23,7 +23,7 @@ def make_chat_model(
     base_url: str | None,
     api_key: str | None,
     api_key_env: str | None,
-    http_client: httpx.AsyncClient,
+    http_client: httpx2.AsyncClient,
     data_dir: Path,
 ) -> ChatModel:
     """The adapter for a provider's wire format."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import anthropic
-import httpx
+import httpx2
 
 from server.messages import (
     ChatRequest,
@@ -119,7 +119,7 @@ class AnthropicChatModel:
         base_url: str | None,
         api_key: str | None,
         api_key_env: str | None,
-        http_client: httpx.AsyncClient,
+        http_client: httpx2.AsyncClient,
     ) -> None:
         self._provider = provider_id
         self._key_env = api_key_env
@@ -132,6 +132,6 @@ class AnthropicChatModel:
             message = await self._client.messages.create(**to_wire(request), timeout=request.timeout_s)
         except anthropic.AnthropicError as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx2.HTTPError, ValueError) as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
         return from_wire(message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 
 from server.messages import (
@@ -143,7 +143,7 @@ class OpenAIChatModel:
         base_url: str | None,
         api_key: str | None,
         api_key_env: str | None,
-        http_client: httpx.AsyncClient,
+        http_client: httpx2.AsyncClient,
     ) -> None:
         self._provider = provider_id
         self._key_env = api_key_env
@@ -157,6 +157,6 @@ class OpenAIChatModel:
             completion = await self._client.chat.completions.create(**to_wire(request), timeout=request.timeout_s)
         except openai.OpenAIError as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
-        except (httpx.HTTPError, ValueError) as exc:  # garbled body or transport error the SDK let through
+        except (httpx2.HTTPError, ValueError) as exc:  # garbled body or transport error the SDK let through
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
         return from_wire(completion)

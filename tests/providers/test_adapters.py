@@ -1,0 +1,105 @@
+"""Each adapter over real loopback HTTP against the fake APIs: tool exchanges and every error type."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from server.errors import (
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+)
+from server.messages import ChatRequest, Message, ToolResultPart, ToolSpec
+from server.providers import make_chat_model
+from server.providers.translate import retry_after_seconds
+from tests.fakes import providers as f
+
+pytestmark = pytest.mark.anyio
+CALC = ToolSpec("execute_python", "Run Python", {"type": "object", "properties": {"code": {"type": "string"}}})
+
+
+def _model(kind: str, fake: f.FakeProviders, client: httpx2.AsyncClient, key: str | None = "test-key-1234"):
+    base = fake.openai_url if kind == "openai" else fake.anthropic_url
+    env = "OPENAI_API_KEY" if kind == "openai" else "ANTHROPIC_API_KEY"
+    return make_chat_model(kind, provider_id=kind, base_url=base, api_key=key, api_key_env=env, http_client=client,
+                           data_dir=Path("/nonexistent"))  # fmt: skip
+
+
+@pytest.mark.parametrize(("kind", "api_model"), [("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-20250514")])
+async def test_two_round_tool_exchange(fake: f.FakeProviders, kind: str, api_model: str) -> None:
+    fake.script(api_model, f.tool_calls(("execute_python", {"code": "print(6*7)"})),
+                f.text("It is 42.", prompt=80, completion=6, cached=64))  # fmt: skip
+    async with httpx2.AsyncClient() as client:
+        model = _model(kind, fake, client)
+        messages = (Message.system("use tools"), Message.user("what is 6*7? run it"))
+        first = await model.chat(ChatRequest(api_model, messages, tools=(CALC,), max_tokens=100))
+        call = first.message.tool_calls[0]
+        assert call.name == "execute_python" and call.arguments == {"code": "print(6*7)"}
+        result = Message("tool", (ToolResultPart(call.id, call.name, "42\n"),))
+        second = await model.chat(ChatRequest(api_model, (*messages, first.message, result), tools=(CALC,)))
+    assert second.message.text == "It is 42."
+    assert (second.usage.input_tokens, second.usage.cached_input_tokens, second.usage.output_tokens) == (80, 64, 6)
+    sent = fake.requests[-1][2]
+    if kind == "openai":
+        assert sent["messages"][-1] == {"role": "tool", "tool_call_id": call.id, "content": "42\n"}
+    else:
+        assert sent["messages"][-1]["content"][0]["tool_use_id"] == call.id
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize(
+    ("spec", "error", "check"),
+    [
+        (f.rate_limited("7"), RateLimited, lambda e: e.retry_after_s == 7.0),
+        (f.server_error(), ProviderUnavailable, lambda e: e.status == 500),
+        (f.overloaded(), ProviderUnavailable, lambda e: e.status == 529),
+        (f.context_too_long(), ContextTooLong, lambda e: e.status == 400),
+        (f.unauthorized(), AuthError, lambda e: e.api_key_env in str(e) and "test-key-1234" not in str(e)),
+        (f.garbled(), ProviderUnavailable, lambda e: e.status is None),
+    ],
+)
+async def test_errors_map_to_the_typed_tree(fake: f.FakeProviders, kind: str, spec, error, check) -> None:
+    fake.script("m", spec)
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(error) as info:
+            await _model(kind, fake, client).chat(ChatRequest("m", (Message.user("hi"),)))
+    assert check(info.value), str(info.value)
+    assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+async def test_hung_socket_is_a_timeout(fake: f.FakeProviders, kind: str) -> None:
+    fake.script("m", f.hang())
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(ProviderTimeout):
+            await _model(kind, fake, client).chat(ChatRequest("m", (Message.user("hi"),), timeout_s=0.5))
+
+
+async def test_connection_refused_is_unavailable_without_status() -> None:
+    async with httpx2.AsyncClient() as client:
+        model = make_chat_model("openai", provider_id="ollama", base_url="http://127.0.0.1:9/v1", api_key=None,
+                                api_key_env=None, http_client=client, data_dir=Path("/x"))  # fmt: skip
+        with pytest.raises(ProviderUnavailable) as info:
+            await model.chat(ChatRequest("qwen3:1.7b", (Message.user("hi"),)))
+    assert info.value.status is None
+
+
+async def test_anthropic_rejections_are_bad_requests(fake: f.FakeProviders) -> None:
+    async with httpx2.AsyncClient() as client:
+        with pytest.raises(BadRequest, match="first message must use"):
+            await _model("anthropic", fake, client).chat(ChatRequest("m", (Message("assistant", ()),
+                                                                            Message.assistant_text("x"))))  # fmt: skip
+
+
+def test_retry_after_forms() -> None:
+    assert retry_after_seconds({"retry-after": "3"}) == 3.0
+    assert retry_after_seconds({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
+    assert retry_after_seconds({"retry-after": "soon"}) is None
+    assert retry_after_seconds({}) is None
