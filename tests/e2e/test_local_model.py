@@ -1,0 +1,114 @@
+"""The real embedded model, end to end: no fakes anywhere.
+
+1. `model-router complete` with no keys answers through `local/gemma-3-270m` (llama-cpp-python in
+   process) with real token counts and cost 0.
+2. llama-cpp-python's own OpenAI-compatible server on loopback, serving the same GGUF, configured as an
+   OpenAI-compatible provider, answers `complete` over a real stdio MCP session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import StdioServerParameters
+from mcp.client import Client
+
+pytestmark = pytest.mark.slow
+llama_cpp = pytest.importorskip("llama_cpp", reason="needs the [local] extra: pip install 'mcp-model-router[local]'")
+
+
+@pytest.fixture(scope="module")
+def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from server.providers.llamacpp_local import model_file
+
+    return model_file(tmp_path_factory.mktemp("models"))
+
+
+def test_cli_complete_with_no_keys_uses_the_embedded_model(tmp_path: Path, gguf: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / gguf.name).symlink_to(gguf)
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "server", "complete", "Summarise: the train leaves at noon, not at ten.",
+         "--json", "--max-tokens", "64"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)  # stdout is pure JSON: llama.cpp's chatter went to stderr
+    assert data["model_used"] == "local/gemma-3-270m"
+    assert data["response"].strip()
+    assert data["input_tokens"] > 10 and data["output_tokens"] > 0
+    assert data["cost_usd"] == 0.0
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def llama_server(gguf: Path) -> Iterator[str]:
+    pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
+         str(port), "--n_ctx", "2048", "--model_alias", "gemma-3-270m"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert proc.poll() is None, "llama_cpp.server exited"
+            time.sleep(0.2)
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.mark.anyio
+async def test_llama_cpp_server_as_an_openai_compatible_provider(tmp_path: Path, llama_server: str) -> None:
+    config = tmp_path / "router.toml"
+    config.write_text(
+        "[providers.llamaserver]\n"
+        'kind = "openai"\n'
+        f'base_url = "{llama_server}"\n'
+        "self_hosted = true\n"
+        "timeout_s = 120\n"
+        "[[models]]\n"
+        'id = "llamaserver/gemma-3-270m"\n'
+        'api_model_id = "gemma-3-270m"\n'
+        "tier = 4\n"
+        "context_window = 2048\n"
+        "input_price = 0.0\n"
+        "output_price = 0.0\n"
+    )
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "server", "serve"],
+        env={"MODEL_ROUTER_HOME": str(tmp_path), "MODEL_ROUTER_CONFIG": str(config)},
+    )
+    async with Client(params, mode="legacy") as client:
+        result = await client.call_tool(
+            "complete",
+            {"task": "What is the capital of France?", "force_model": "llamaserver/gemma-3-270m",
+             "max_tokens": 24, "enable_tools": False},
+            read_timeout_seconds=240,
+        )  # fmt: skip
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data["model_used"] == "llamaserver/gemma-3-270m"
+    assert data["input_tokens"] > 0 and data["output_tokens"] > 0 and data["cost_usd"] == 0.0
