@@ -1,0 +1,18 @@
+"""Shared start-up for the sub-servers: logs to stderr (stdout is the MCP wire), then serve over stdio."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from mcp.server.mcpserver import MCPServer
+
+
+def run_stdio(server: MCPServer) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=os.environ.get("TOOL_SERVER_LOG_LEVEL", "WARNING").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    server.run("stdio")

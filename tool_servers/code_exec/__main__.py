@@ -1,0 +1,3 @@
+from tool_servers.code_exec.server import main
+
+main()

@@ -1,0 +1,3 @@
+from tool_servers.memory.server import main
+
+main()

@@ -1,0 +1,160 @@
+"""The memory store: items keyed by a label, with full-text search ranked by BM25.
+
+Invariants: one SQLite file in WAL mode; the FTS index is written in the same transaction as the item,
+so they never disagree; any user text is a valid query (it is tokenised here and each word quoted, so
+FTS5 operators, quotes and parentheses in it are just words); every call opens its own connection, so
+threads and processes can write at once (SQLite serialises them with a busy timeout).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+MAX_KEY_CHARS = 200
+MAX_CONTENT_BYTES = 1_000_000
+MAX_METADATA_BYTES = 20_000
+_WORD = re.compile(r"\w+", re.UNICODE)
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS items (
+        key TEXT PRIMARY KEY, content TEXT NOT NULL, metadata TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL, updated_at REAL NOT NULL)""",
+    """CREATE VIRTUAL TABLE IF NOT EXISTS items_fts USING fts5(
+        key, content, tokenize = 'porter unicode61')""",
+]
+
+
+class MemoryInputError(ValueError):
+    """Input the store refuses; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    key: str
+    content: str
+    metadata: dict[str, Any]
+    score: float
+    updated_at: float
+
+
+def default_path(env: dict[str, str] | os._Environ[str] | None = None) -> Path:
+    """`$MEMORY_DB`, else `$MODEL_ROUTER_HOME/memory.sqlite3`, else the platform's user data dir."""
+    env = os.environ if env is None else env
+    if env.get("MEMORY_DB"):
+        return Path(env["MEMORY_DB"]).expanduser()
+    if env.get("MODEL_ROUTER_HOME"):
+        return Path(env["MODEL_ROUTER_HOME"]).expanduser() / "memory.sqlite3"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("model-router", appauthor=False)) / "memory.sqlite3"
+
+
+def fts_query(text: str) -> str:
+    """User text → an FTS5 query that matches any of its words; never a syntax error."""
+    words = _WORD.findall(text)[:64]
+    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+
+
+class MemoryStore:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as conn:
+            for statement in _SCHEMA:
+                conn.execute(statement)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    def store(self, key: str, content: str, metadata: dict[str, Any]) -> bool:
+        """Insert or replace; True when the key was new."""
+        meta = _validate(key, content, metadata)
+        now = time.time()
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT rowid, created_at FROM items WHERE key = ?", (key,)).fetchone()
+            if row:
+                conn.execute("DELETE FROM items_fts WHERE rowid = ?", (row[0],))
+                conn.execute("UPDATE items SET content = ?, metadata = ?, updated_at = ? WHERE key = ?",
+                             (content, meta, now, key))  # fmt: skip
+                rowid = row[0]
+            else:
+                cur = conn.execute("INSERT INTO items (key, content, metadata, created_at, updated_at) "
+                                   "VALUES (?, ?, ?, ?, ?)", (key, content, meta, now, now))  # fmt: skip
+                rowid = cur.lastrowid
+            conn.execute("INSERT INTO items_fts (rowid, key, content) VALUES (?, ?, ?)", (rowid, key, content))
+            conn.execute("COMMIT")
+            return row is None
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def search(self, query: str, top_k: int) -> list[Hit]:
+        match = fts_query(query)
+        if not match:
+            raise MemoryInputError("the query has no words to search for; pass some text")
+        conn = self._connect()
+        try:
+            rows = conn.execute(
+                "SELECT i.key, i.content, i.metadata, bm25(items_fts) AS rank, i.updated_at "
+                "FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
+                "WHERE items_fts MATCH ? ORDER BY rank LIMIT ?",
+                (match, top_k),
+            ).fetchall()
+        finally:
+            conn.close()
+        return [Hit(k, c, json.loads(m), round(-r, 4), u) for k, c, m, r, u in rows]
+
+    def delete(self, key: str) -> bool:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            row = conn.execute("SELECT rowid FROM items WHERE key = ?", (key,)).fetchone()
+            if row:
+                conn.execute("DELETE FROM items_fts WHERE rowid = ?", (row[0],))
+                conn.execute("DELETE FROM items WHERE rowid = ?", (row[0],))
+            conn.execute("COMMIT")
+            return row is not None
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+    def list(self, limit: int) -> tuple[list[Hit], int]:
+        conn = self._connect()
+        try:
+            total = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            rows = conn.execute("SELECT key, content, metadata, updated_at FROM items ORDER BY updated_at DESC "
+                                "LIMIT ?", (limit,)).fetchall()  # fmt: skip
+        finally:
+            conn.close()
+        return [Hit(k, c, json.loads(m), 0.0, u) for k, c, m, u in rows], total
+
+
+def _validate(key: str, content: str, metadata: dict[str, Any]) -> str:
+    if not key.strip() or len(key) > MAX_KEY_CHARS:
+        raise MemoryInputError(f"key must be 1-{MAX_KEY_CHARS} characters")
+    size = len(content.encode("utf-8", "surrogatepass"))
+    if size > MAX_CONTENT_BYTES:
+        raise MemoryInputError(
+            f"content is {size:,} bytes; the limit is {MAX_CONTENT_BYTES:,}. Store a summary or split it"
+        )
+    if not isinstance(metadata, dict):
+        raise MemoryInputError("metadata must be a JSON object")
+    text = json.dumps(metadata, ensure_ascii=False)
+    if len(text) > MAX_METADATA_BYTES:
+        raise MemoryInputError(f"metadata is larger than {MAX_METADATA_BYTES:,} bytes")
+    return text

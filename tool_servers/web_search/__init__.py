@@ -1,0 +1,1 @@
+"""Web search (Brave or SearXNG) and URL fetching with an SSRF guard."""

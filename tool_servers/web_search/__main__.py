@@ -1,0 +1,3 @@
+from tool_servers.web_search.server import main
+
+main()
