@@ -1,0 +1,103 @@
+"""The code sandbox against hostile code, in-process and over stdio."""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from mcp import StdioServerParameters
+from mcp.client import Client
+
+from tool_servers.code_exec.sandbox import probe_sandbox
+from tool_servers.code_exec.server import build_server
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+SANDBOX = probe_sandbox()
+
+
+async def run(code: str, timeout_s: int = 5) -> dict:
+    async with Client(build_server(SANDBOX)) as client:
+        result = await client.call_tool("execute_python", {"code": code, "timeout_s": timeout_s})
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+async def test_ordinary_code_runs_and_reports_protections() -> None:
+    out = await run("print(sum(range(10)))")
+    assert out["exit_code"] == 0 and out["stdout"] == "45\n"
+    assert {"empty_env", "rlimits", "process_group_kill", "temp_dir"} <= set(out["protections"])
+
+
+async def test_infinite_loop_is_killed_at_the_timeout() -> None:
+    started = time.monotonic()
+    out = await run("while True:\n    pass", timeout_s=2)
+    assert out["timed_out"] and out["killed_signal"] == "SIGKILL"
+    assert time.monotonic() - started < 6
+
+
+async def test_fork_bomb_is_contained() -> None:
+    started = time.monotonic()
+    out = await run("import os\nwhile True:\n    os.fork()", timeout_s=3)
+    assert out["exit_code"] != 0 or out["timed_out"]
+    assert time.monotonic() - started < 8
+
+
+async def test_huge_allocation_fails_inside_the_sandbox() -> None:
+    out = await run("b = bytearray(4 * 1024**3)\nprint('allocated')")
+    assert out["exit_code"] != 0 and "allocated" not in out["stdout"]
+    assert "MemoryError" in out["stderr"] or out["killed_signal"]
+
+
+async def test_fifty_megabytes_of_output_is_truncated_quickly() -> None:
+    started = time.monotonic()
+    out = await run("import sys\nsys.stdout.write('x' * 50_000_000)")
+    assert out["stdout_truncated"] and len(out["stdout"]) <= 64 * 1024
+    assert time.monotonic() - started < 10
+
+
+async def test_the_environment_holds_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-should-never-be-seen-123")
+    out = await run("import os\nprint(dict(os.environ))")
+    assert "sk-should-never-be-seen-123" not in out["stdout"] and "OPENAI_API_KEY" not in out["stdout"]
+
+
+async def test_no_network_to_loopback() -> None:
+    out = await run("import socket\nsocket.create_connection(('127.0.0.1', 9), timeout=2)\nprint('connected')")
+    assert "connected" not in out["stdout"]
+    if "network_namespace" in out["protections"]:
+        assert "Network is unreachable" in out["stderr"]
+
+
+async def test_writes_outside_the_run_directory_do_not_land() -> None:
+    target = f"/tmp/escape-{uuid.uuid4().hex}"
+    here = Path.cwd() / f"escape-{uuid.uuid4().hex}"
+    out = await run(f"for p in ({target!r}, {str(here)!r}):\n    try:\n        open(p, 'w').write('x')\n"
+                    "    except OSError as e:\n        print('refused', e)")  # fmt: skip
+    if {"private_tmp", "unprivileged_user"} <= set(out["protections"]):
+        assert not any(map(os.path.lexists, (target, str(here))))
+    else:
+        pytest.skip(f"this machine cannot confine writes: protections {out['protections']}")
+
+
+async def test_syntax_validation() -> None:
+    async with Client(build_server(SANDBOX)) as client:
+        good = await client.call_tool("validate_python_syntax", {"code": "def f(x):\n    return x\n"})
+        bad = await client.call_tool("validate_python_syntax", {"code": "def f(:\n"})
+    assert good.structured_content["valid"] is True
+    assert bad.structured_content["valid"] is False and bad.structured_content["line"] == 1
+
+
+async def test_bad_arguments_are_clear_errors() -> None:
+    async with Client(build_server(SANDBOX)) as client:
+        result = await client.call_tool("execute_python", {"code": "print(1)", "timeout_s": 3600})
+    assert result.is_error and "timeout_s" in result.content[0].text
+
+
+async def test_over_stdio() -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "tool_servers.code_exec"], env={})
+    async with Client(params, mode="legacy") as client:
+        result = await client.call_tool("execute_python", {"code": "print(6 * 7)"})
+    assert result.structured_content["stdout"] == "42\n"
