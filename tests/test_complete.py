@@ -228,3 +228,20 @@ async def test_progress_is_reported_per_attempt(tmp_path, fake, keys) -> None:
                                progress_callback=on_progress)  # fmt: skip
     assert any("routed to openai/gpt-4.1" in m for m in messages)
     assert any("attempt 1" in m for m in messages) and any("tool round" in m for m in messages)
+
+
+@pytest.mark.slow
+async def test_tool_loop_through_the_real_sub_servers(tmp_path, fake, keys) -> None:
+    config_path = _config(tmp_path, fake)
+    config = load_config(config_path, env=keys)
+    server = build_server(Router(Registry(config, keys, local_runtime=lambda: False)), env=keys)
+    fake.script("gpt-4.1", f.tool_calls(("execute_python", {"code": "print(sum(i * i for i in range(10)))"})),
+                f.text("The sum of squares below 10 is 285."))  # fmt: skip
+    with anyio.fail_after(60):
+        result = await _complete(server, task=CODING, force_model="openai/gpt-4.1")
+    data = result.structured_content
+    assert data["tools_called"] == ["execute_python"] and "285" in data["response"]
+    tool_message = fake.requests[-1][2]["messages"][-1]
+    assert tool_message["role"] == "tool" and "285" in tool_message["content"]
+    offered = {t["function"]["name"] for t in fake.requests[0][2]["tools"]}
+    assert offered == {"execute_python", "validate_python_syntax", "web_search"}  # the coding subset
