@@ -12,11 +12,14 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from server.analysis.types import Category
 from server.config import Config, ModelConfig, ProviderConfig
+from server.pricing import blended_price
 
 # Ranking stand-ins for models whose entry gives no benchmark scores (self-hosted small models, Kimi K2):
 # conservative per tier, so an unscored model never outranks a scored one of the same tier.
 _UNSCORED_CAPABILITY = {1: 75, 2: 70, 3: 62, 4: 45}
+_CATEGORIES = [c.value for c in Category]
 _CATEGORY_SCORE = {
     "deep_reasoning": "reasoning_score",
     "complex_coding": "coding_score",
@@ -54,6 +57,13 @@ class Registry:
                 self._by_name[name] = model
         local_ok = local_runtime() if any(p.kind == "llamacpp" for p in config.providers.values()) else False
         self._availability = {m.id: self._check(m, env, local_ok) for m in config.models}
+        # The selector asks these thousands of times a second: answer from tables built once.
+        self._available = {m.id for m in config.models if self._availability[m.id].available}
+        self._self_hosted = {m.id for m in config.models if config.providers[m.provider].self_hosted}
+        self._price_rank = {m.id: blended_price(m) for m in config.models}
+        self._capability = {
+            (m.id, category): self._score(m, category) for m in config.models for category in _CATEGORIES
+        }
 
     def resolve(self, name: str) -> ModelConfig | None:
         """The model with this id or alias, enabled or not."""
@@ -64,13 +74,13 @@ class Registry:
 
     def is_self_hosted(self, model: ModelConfig) -> bool:
         """Calls to this model stay on the user's own hardware (a property of its provider)."""
-        return self.provider(model).self_hosted
+        return model.id in self._self_hosted
 
     def availability(self, model: ModelConfig) -> Availability:
         return self._availability[model.id]
 
     def is_available(self, model: ModelConfig) -> bool:
-        return self._availability[model.id].available
+        return model.id in self._available
 
     def close_matches(self, name: str, limit: int = 3) -> list[str]:
         """Ids that look like `name`, for 'did you mean' messages."""
@@ -80,8 +90,16 @@ class Registry:
         matches += [n for n in names if tail and tail in n.lower() and n not in matches]
         return [self._by_name[m].id for m in dict.fromkeys(matches)][:limit]
 
+    def price_rank(self, model: ModelConfig) -> float:
+        """Blended price per 1M tokens for ranking (unpriced: infinity)."""
+        return self._price_rank[model.id]
+
     def capability(self, model: ModelConfig, category: str) -> int:
         """The model's score for a category (falls back to quality_index, then to a per-tier stand-in)."""
+        return self._capability[(model.id, category)]
+
+    @staticmethod
+    def _score(model: ModelConfig, category: str) -> int:
         field = _CATEGORY_SCORE.get(category, "quality_index")
         score = getattr(model, field) or model.quality_index
         return score if score is not None else _UNSCORED_CAPABILITY[model.tier]

@@ -14,7 +14,7 @@ from enum import StrEnum
 from server.analysis.types import Category, TaskAnalysis
 from server.config import ModelConfig, RoutingConfig
 from server.errors import RouterError
-from server.pricing import blended_price, estimate_cost_usd
+from server.pricing import estimate_cost_usd
 from server.registry import Registry
 
 
@@ -142,7 +142,7 @@ def _matrix_model(category: Category, situation: str, routing: RoutingConfig, re
     model_id = row.get(situation) or row.get("default")  # type: ignore[call-overload]
     model = registry.resolve(model_id) if model_id else None
     if model is None:  # a category the matrix leaves out: the strongest model for it
-        model = max(registry.models, key=lambda m: (registry.capability(m, category.value), -blended_price(m)))
+        model = max(registry.models, key=lambda m: (registry.capability(m, category.value), -registry.price_rank(m)))
     return model
 
 
@@ -168,14 +168,15 @@ def _ranked_substitutes(
     Comparable ones (capability within the margin) come first, cheapest first unless the caller wants
     the best quality; then the rest, most capable first.
     """
-    floor = registry.capability(target, category.value) - _COMPARABLE_MARGIN
+    name = category.value
+    floor = registry.capability(target, name) - _COMPARABLE_MARGIN
 
     def key(model: ModelConfig) -> tuple[bool, float, float]:
-        capability = registry.capability(model, category.value)
+        capability = registry.capability(model, name)
         comparable = capability >= floor
         if comparable and by_price:
-            return False, blended_price(model), -capability
-        return not comparable, -capability, blended_price(model)
+            return False, registry.price_rank(model), -capability
+        return not comparable, -capability, registry.price_rank(model)
 
     return sorted((m for m in fit if m.id != target.id), key=key)
 

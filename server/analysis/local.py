@@ -12,6 +12,7 @@ import math
 import re
 
 from server.analysis.features import Features, estimate_tokens, extract
+from server.analysis.prefilter import prefixes_of, text_prefixes
 from server.analysis.rules import CUES
 from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 
@@ -102,12 +103,17 @@ _TIE_ORDER = [
 ]  # fmt: skip
 
 
+# Each cue with the word prefixes one of which must occur for it to match (None: always try it).
+_CUES = [(category, pattern, points, prefixes_of(pattern.pattern)) for category, cues in CUES.items()
+         for pattern, points in cues]  # fmt: skip
+
+
 def _category_scores(f: Features) -> dict[Category, float]:
     scores = {c: 0.0 for c in Category}
-    for category, cues in CUES.items():
-        for pattern, points in cues:
-            if pattern.search(f.scan):
-                scores[category] += points
+    present = text_prefixes(f.cue_text)
+    for category, pattern, points, needed in _CUES:
+        if (needed is None or not needed.isdisjoint(present)) and pattern.search(f.cue_text):
+            scores[category] += points
     tokens = f.chars // 4
     scores[Category.COMPLEX_CODING] += 1.5 * min(f.code_fences, 2) + 0.5 * min(f.code_lines, 6)
     scores[Category.DEEP_REASONING] += 0.8 * min(f.math_marks, 6)

@@ -10,8 +10,33 @@ import re
 from server.analysis.types import Category
 
 
-def _cue(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern, re.IGNORECASE | re.MULTILINE)
+class Cue:
+    """A cue pattern, split so that branches anchored with `^` are tried at the start of the text only.
+
+    (A MULTILINE `^` makes the regex engine try every position of a long text; `match` tries one.)
+    Matched against lower-cased text, so no IGNORECASE: it would double the cost of every search.
+    """
+
+    __slots__ = ("_anchored", "_floating", "pattern")
+
+    def __init__(self, pattern: str) -> None:
+        from server.analysis.prefilter import _split_top
+
+        self.pattern = pattern
+        branches = _split_top(pattern)
+        anchored = [b[1:] for b in branches if b.startswith("^")]
+        floating = [b for b in branches if not b.startswith("^")]
+        self._anchored = re.compile("|".join(f"(?:{b})" for b in anchored)) if anchored else None
+        self._floating = re.compile("|".join(f"(?:{b})" for b in floating)) if floating else None
+
+    def search(self, text: str) -> bool:
+        if self._anchored is not None and self._anchored.match(text):
+            return True
+        return self._floating is not None and self._floating.search(text) is not None
+
+
+def _cue(pattern: str) -> Cue:
+    return Cue(pattern)
 
 
 CODE_TARGET = (
@@ -24,7 +49,7 @@ TEXT_TARGET = (
     r"description|script for|dialogue|outline|proposal|memo|newsletter|headline|title|tagline|invitation)"
 )
 
-CUES: dict[Category, list[tuple[re.Pattern[str], float]]] = {
+CUES: dict[Category, list[tuple[Cue, float]]] = {
     Category.COMPLEX_CODING: [
         (
             _cue(
@@ -34,15 +59,19 @@ CUES: dict[Category, list[tuple[re.Pattern[str], float]]] = {
             4.0,
         ),
         (
-            _cue(
-                r"your code should pass|complete the following (python )?function|```(python|js|javascript|java|"
-                r"cpp|c\+\+|go|rust|ts|typescript|sql|bash|sh)?\s*\n\s*(def|class|function|import|#include|public)"
-            ),
+            _cue(r"\byour code should pass|\bcomplete the following (python )?function"),
             5.0,
         ),
         (
             _cue(
-                r"\b(python|javascript|typescript|java|c\+\+|c#|rust|golang|kotlin|swift|ruby|php|sql|bash|"
+                r"```(python|js|javascript|java|cpp|c\+\+|go|rust|ts|typescript|sql|bash|sh)?\s*\n\s*"
+                r"(def|class|function|import|#include|public)"
+            ),
+            3.0,
+        ),
+        (
+            _cue(
+                r"\b(python|javascript|typescript|java|rust|golang|kotlin|swift|ruby|php|sql|bash|"
                 r"haskell|scala|react|django|flask|pandas|numpy)\b"
             ),
             1.5,
@@ -106,7 +135,7 @@ CUES: dict[Category, list[tuple[re.Pattern[str], float]]] = {
         (
             _cue(
                 r"\b(shuffled|swap(ped)?|trade|switch) (their|partners|books|balls|positions)|"
-                r"\bfinally,? .{0,40}\bhas\b|tells the truth|lies\.|navigate|take \d+ steps?"
+                r"\bfinally,? .{0,40}\bhas\b|\btells the truth|\blies\.|\bnavigate|\btake \d+ steps?"
             ),
             3.0,
         ),
@@ -148,8 +177,8 @@ CUES: dict[Category, list[tuple[re.Pattern[str], float]]] = {
         (
             _cue(
                 r"\b(list|show|display) (all )?(the )?(files|directories|folders|contents|items in)|"
-                r"(new|the) (directory|folder) (named|called)|do you have any|in stock|"
-                r"(i|i've|i have) (previously )?(ordered|booked|bought|reserved|purchased)|my (order|booking|"
+                r"\b(new|the) (directory|folder) (named|called)|\bdo you have any|\bin stock|"
+                r"\b(i|i've|i have) (previously )?(ordered|booked|bought|reserved|purchased)|\bmy (order|booking|"
                 r"reservation|account|portfolio|watchlist|cart)\b"
             ),
             2.5,
@@ -310,7 +339,7 @@ CUES: dict[Category, list[tuple[re.Pattern[str], float]]] = {
         (
             _cue(
                 r"^\W*(review( text)?|title|tweet|sentence|premise|question \d|text)\s*:|\brating of this review|"
-                r"\bstar rating|★|\bpick one\b|\bchoose (one|from)\b|\bis this a piece of news (regarding|about)|"
+                r"\bstar rating|\bpick one\b|\bchoose (one|from)\b|\bis this a piece of news (regarding|about)|"
                 r"\b(duplicates|not duplicates)\b"
             ),
             3.0,

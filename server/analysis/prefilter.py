@@ -1,0 +1,112 @@
+"""A cheap necessary condition for each cue regex, so most regexes never run.
+
+Almost every cue is `\\b(word|word...)...` or a top-level alternation of such branches. Every branch that
+can match must begin a word of the text with its literal prefix, so a cue runs only when one of its
+prefixes (first `PREFIX_LEN` letters) is among the prefixes of the text's words. Cues whose branches
+have no usable literal prefix always run.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+PREFIX_LEN = 4
+_WORD = re.compile(r"[a-z0-9]+")
+_LITERAL = re.compile(r"[a-z0-9]+")
+
+
+def _split_top(pattern: str, sep: str = "|") -> list[str]:
+    """Split at `sep` outside groups and character classes."""
+    parts, depth, start, i, in_class = [], 0, 0, 0, False
+    while i < len(pattern):
+        ch = pattern[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if in_class:
+            in_class = ch != "]"
+        elif ch == "[":
+            in_class = True
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == sep and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def _branch_prefixes(branch: str) -> list[str] | None:
+    """Literal word prefixes one of which any match of `branch` must start with; None if unknown."""
+    for lead in ("^\\W*", "^\\s*", "^"):  # a match at a line start still begins a word
+        if branch.startswith(lead):
+            branch = "\\b" + branch[len(lead) :]
+            break
+    body = branch[2:] if branch.startswith("\\b") else None
+    if body is None:
+        return None
+    if body.startswith("("):
+        close = _matching_paren(body)
+        if close is None or body[close + 1 : close + 2] in ("*", "{"):
+            return None
+        prefixes: list[str] = []
+        for alternative in _split_top(body[1:close].removeprefix("?:")):
+            found = _branch_prefixes("\\b" + alternative)
+            if found is None:
+                return None
+            prefixes += found
+        if body[close + 1 : close + 2] == "?":  # an optional lead group: the rest may start the match instead
+            rest = _branch_prefixes("\\b" + body[close + 2 :].lstrip(" "))
+            return None if rest is None else prefixes + rest
+        return prefixes
+    literal = _LITERAL.match(body)
+    if literal is None:
+        return None
+    word = literal.group()
+    after = body[len(word) :]
+    if after[:1] in ("?", "*", "{"):
+        word = word[:-1]  # the last letter is optional
+    elif after[:1] == " ":
+        second = _LITERAL.match(after[1:])
+        if second and after[1 + len(second.group()) : 2 + len(second.group())] not in ("?", "*", "{"):
+            return [f"{word} {second.group()[:PREFIX_LEN]}"]  # a two-word phrase: far more selective
+    return [word[:PREFIX_LEN]] if word else None
+
+
+def _matching_paren(text: str) -> int | None:
+    depth, i = 0, 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+            continue
+        depth += text[i] == "("
+        depth -= text[i] == ")"
+        if depth == 0:
+            return i
+        i += 1
+    return None
+
+
+def prefixes_of(pattern: str) -> frozenset[str] | None:
+    """The prefilter for a whole cue pattern (None: always run it)."""
+    found: set[str] = set()
+    for branch in _split_top(pattern):
+        prefixes = _branch_prefixes(branch)
+        if prefixes is None:
+            return None
+        found.update(prefixes)
+    return frozenset(found)
+
+
+def text_prefixes(text: str) -> set[str]:
+    """Every prefix (up to PREFIX_LEN letters) of every word of `text`, and of every word pair
+    ("first-word second-word-prefix")."""
+    words = _WORD.findall(text)
+    keys = {word[:n] for word in set(words) for n in range(1, min(len(word), PREFIX_LEN) + 1)}
+    for first, second in set(itertools.pairwise(words)):
+        keys.update(f"{first} {second[:n]}" for n in range(1, min(len(second), PREFIX_LEN) + 1))
+    return keys
