@@ -103,7 +103,13 @@ def build_server(
         async with factory(router) as runtime:
             yield runtime
 
-    mcp: MCPServer = MCPServer(name="model-router", instructions=INSTRUCTIONS, version=__version__, lifespan=lifespan)
+    mcp: MCPServer = MCPServer(
+        name="model-router",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),  # the CLI's --log-level
+    )
 
     @mcp.tool(
         annotations=ToolAnnotations(

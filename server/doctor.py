@@ -147,6 +147,7 @@ async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:
     if not config.tool_servers:
         return []
     async with open_tool_hub(config.tool_servers, env, config.data_dir) as hub:
+        await hub.start()
         status = hub.status()
     checks = []
     for name, spec in config.tool_servers.items():

@@ -159,19 +159,24 @@ class ToolHub:
         self._ready_timeout = ready_timeout_s
         self._started = False
 
-    async def start(self) -> None:
-        """Start every sub-server in parallel and wait (bounded) until each is up or has failed."""
+    def launch(self) -> None:
+        """Start every sub-server in parallel, without waiting for them (the host answers meanwhile)."""
         if self._started:
             return
         self._started = True
         for server in self.servers:
             self._tg.start_soon(server.supervise, name=f"tool-server-{server.name}")
+
+    async def start(self) -> None:
+        """Launch (if needed) and wait, bounded, until each sub-server is up or has failed."""
+        self.launch()
         with anyio.move_on_after(self._ready_timeout):
             for server in self.servers:
                 await server.wait_settled(self._ready_timeout)
         for server in self.servers:
-            if server.client is None:
-                log.error("tool server %s is not running: %s", server.name, server.last_error or "start timed out")
+            if server.client is None and server.last_error is None:
+                server.last_error = "did not start in time"
+                log.error("tool server %s did not start within %.0fs", server.name, self._ready_timeout)
 
     async def list_tools(self, names: Collection[str]) -> list[ToolSpec]:
         await self.start()
@@ -210,11 +215,14 @@ def build_servers(specs: Mapping[str, ToolServerConfig], env: Mapping[str, str],
 async def open_tool_hub(
     specs: Mapping[str, ToolServerConfig], env: Mapping[str, str], data_dir: Path, *, eager: bool = True
 ) -> AsyncIterator[ToolHub]:
-    """A hub whose sub-servers live inside this context; all are stopped on exit."""
+    """A hub whose sub-servers live inside this context; all are stopped on exit.
+
+    `eager` launches them now, in the background; otherwise they start when a task first needs a tool.
+    """
     async with anyio.create_task_group() as tg:
         hub = ToolHub(build_servers(specs, env, data_dir), tg)
         if eager:
-            await hub.start()
+            hub.launch()
         try:
             yield hub
         finally:

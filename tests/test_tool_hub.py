@@ -58,6 +58,7 @@ async def test_a_hung_child_times_out_and_the_hub_stays_responsive(tmp_path) -> 
 async def test_a_broken_command_does_not_take_the_host_down(tmp_path) -> None:
     broken = ToolServerConfig(command=sys.executable, args=("-c", "import sys; sys.exit(2)"), timeout_s=2.0)
     async with open_tool_hub({"broken": broken, "probe": PROBE}, ENV, tmp_path) as hub:
+        await hub.start()  # wait until each has started or failed
         assert hub.status()["broken"]["running"] is False
         assert hub.status()["broken"]["error"]
         assert (await hub.call_tool("echo", {"text": "ok"})).text == "ok"
