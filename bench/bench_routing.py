@@ -35,6 +35,25 @@ FALLBACK_PROMPTS = [
 ]
 
 
+def bench_accuracy() -> None:
+    """Category accuracy and per-category recall of the built-in analyser on dev.jsonl."""
+    path = EVAL_DIR / "dev.jsonl"
+    if not path.exists():
+        print("accuracy: skipped (../shared/eval/dev.jsonl is absent)")
+        return
+    from server.analysis import analyze_task
+
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    hits: dict[str, list[int]] = {}
+    for row in rows:
+        got = analyze_task(row["prompt"]).category.value
+        hits.setdefault(row["category"], []).append(int(got == row["category"]))
+    total = sum(sum(v) for v in hits.values()) / sum(len(v) for v in hits.values())
+    print(f"analyser category accuracy on dev.jsonl: {total:.3f} over {len(rows)} prompts")
+    for category, values in sorted(hits.items()):
+        print(f"  {category:18} recall {sum(values) / len(values):.2f} (n={len(values)})")
+
+
 def _prompts() -> tuple[list[str], str]:
     path = EVAL_DIR / "dev.jsonl"
     if not path.exists():
@@ -103,6 +122,7 @@ def main() -> None:
     args = parser.parse_args()
     prompts, source = _prompts()
     print(f"prompts: {source}")
+    bench_accuracy()
     bench_in_process(prompts, args.rounds)
     anyio.run(bench_stdio, prompts, args.calls)
 

@@ -1,0 +1,57 @@
+"""`model-router doctor`: a healthy setup, a missing key, a broken sub-server command, an invalid config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _doctor(tmp_path: Path, config: str | None = None, **env: str) -> tuple[int, list[dict]]:
+    full = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path / "home"), **env}
+    if config is not None:
+        path = tmp_path / "router.toml"
+        path.write_text(config)
+        full["MODEL_ROUTER_CONFIG"] = str(path)
+    done = subprocess.run([sys.executable, "-m", "server", "doctor", "--json"], capture_output=True, text=True,
+                          env=full, timeout=120)  # fmt: skip
+    return done.returncode, json.loads(done.stdout)
+
+
+def _by_name(checks: list[dict]) -> dict[str, dict]:
+    return {c["name"]: c for c in checks}
+
+
+def test_healthy_setup_passes(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, OPENAI_API_KEY="sk-test-abcdef123456")
+    by = _by_name(checks)
+    assert code == 0, checks
+    assert by["config"]["status"] == "ok" and by["data_dir"]["status"] == "ok"
+    assert by["provider openai"]["status"] == "ok" and "sk-test-abcdef123456" not in json.dumps(checks)
+    for name in ("web_search", "code_exec", "memory"):
+        assert by[f"tool server {name}"]["status"] == "ok"
+
+
+def test_missing_key_for_a_configured_provider_is_an_error_with_the_fix(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, '[providers.anthropic]\nbase_url = "https://api.anthropic.com"\n')
+    anthropic = _by_name(checks)["provider anthropic"]
+    assert code == 1 and anthropic["status"] == "error"
+    assert "ANTHROPIC_API_KEY" in anthropic["detail"] and "ANTHROPIC_API_KEY" in anthropic["fix"]
+
+
+def test_broken_sub_server_command_is_an_error(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, '[tool_servers.memory]\ncommand = "/nonexistent/python"\n')
+    memory = _by_name(checks)["tool server memory"]
+    assert code == 1 and memory["status"] == "error" and "tool_servers.memory" in memory["fix"]
+
+
+def test_invalid_config_is_reported_not_raised(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, "[routing]\nmax_fallbacks = 9\n")
+    assert code == 1 and checks[0]["name"] == "config" and checks[0]["status"] == "error"
+    assert "routing.max_fallbacks" in checks[0]["detail"]
