@@ -1,0 +1,104 @@
+"""The router's own overhead: `complete` versus calling the same fake provider directly with the SDK.
+
+A fake OpenAI-compatible API on loopback answers every request after a fixed 50 ms. Both paths run in one
+process at 1 and at 50 concurrent requests; printed: p50/p99 latency of each path, the difference, and
+throughput. Figures only, no assertions.
+
+    python bench/bench_overhead.py [--requests 400]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import anyio
+import httpx2
+import openai
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from server.completion import CompleteRequest
+from server.config import load_config
+from server.registry import Registry
+from server.routing import Router
+from server.runtime import open_runtime
+from server.selection import RouteOptions
+from server.toolbox import NoTools
+from tests.fakes.providers import FakeProviders, text
+
+LATENCY_S = 0.05
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _run(concurrency: int, total: int, call) -> tuple[list[float], float]:
+    samples: list[float] = []
+    limiter = anyio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with limiter:
+            start = time.perf_counter()
+            await call()
+            samples.append((time.perf_counter() - start) * 1000)
+
+    began = time.perf_counter()
+    async with anyio.create_task_group() as tg:
+        for _ in range(total):
+            tg.start_soon(one)
+    return samples, total / (time.perf_counter() - began)
+
+
+async def main(total: int) -> None:
+    with FakeProviders() as fake:
+        fake.default = text("ok", prompt=20, completion=2, delay_s=LATENCY_S)
+        home = tempfile.mkdtemp(prefix="bench-home-")
+        config_file = Path(home) / "router.toml"
+        config_file.write_text(f'[providers.openai]\nbase_url = "{fake.openai_url}"\n')
+        env = {"MODEL_ROUTER_HOME": home, "OPENAI_API_KEY": "bench-key-000000"}
+        router = Router(Registry(load_config(config_file, env=env), env))
+        limits = httpx2.Limits(max_connections=100, max_keepalive_connections=100)
+        async with (
+            httpx2.AsyncClient(limits=limits) as client,
+            open_runtime(router, env, toolbox=NoTools(), http_client=client) as runtime,
+        ):
+            direct = openai.AsyncOpenAI(api_key="bench", base_url=fake.openai_url, http_client=client, max_retries=0)
+            request = CompleteRequest("What is the capital of France?", RouteOptions(force_model="openai/gpt-4.1"),
+                                      max_tokens=16, enable_tools=False)  # fmt: skip
+
+            async def via_router() -> None:
+                await runtime.completion.complete(request)
+
+            async def via_sdk() -> None:
+                messages = [{"role": "user", "content": "What is the capital of France?"}]
+                await direct.chat.completions.create(model="gpt-4.1", max_tokens=16, messages=messages)
+
+            await _run(4, 20, via_router)  # warm-up: imports, connections, SQLite
+            await _run(4, 20, via_sdk)
+            for concurrency in (1, 50):
+                n = total if concurrency > 1 else max(total // 4, 50)
+                sdk, sdk_rate = await _run(concurrency, n, via_sdk)
+                routed, routed_rate = await _run(concurrency, n, via_router)
+                print(f"concurrency {concurrency:>2}, {n} requests, provider latency {LATENCY_S * 1000:.0f} ms")
+                print(
+                    f"  direct SDK : p50 {_pct(sdk, 0.5):7.2f} ms  p99 {_pct(sdk, 0.99):7.2f} ms  {sdk_rate:7.1f} req/s"
+                )
+                print(f"  complete   : p50 {_pct(routed, .5):7.2f} ms  p99 {_pct(routed, .99):7.2f} ms  "
+                      f"{routed_rate:7.1f} req/s")  # fmt: skip
+                print(f"  overhead   : p50 {_pct(routed, .5) - _pct(sdk, .5):+7.2f} ms  "
+                      f"p99 {_pct(routed, .99) - _pct(sdk, .99):+7.2f} ms  "
+                      f"throughput ratio {routed_rate / sdk_rate:.2f} (target >= 0.9 at 50)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=400)
+    args = parser.parse_args()
+    os.environ.setdefault("MODEL_ROUTER_HOME", tempfile.mkdtemp())
+    anyio.run(main, args.requests)
