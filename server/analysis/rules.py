@@ -361,7 +361,7 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
                 r"\b(embed(ding)?s?|vectori[sz]e|vector (index|database|store|search)|semantic (search|"
                 r"similarity|index)|cosine similarity|nearest neighbou?rs?)\b"
             ),
-            5.0,
+            7.0,
         ),
     ],
 }

@@ -1,0 +1,84 @@
+"""The built-in analyser: categories, complexity, token estimates, determinism and bad input."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from server.analysis import LONG_CONTEXT_TOKENS, Category, analyze_task
+from server.analysis.features import estimate_tokens
+from server.analysis.prefilter import prefixes_of, text_prefixes
+
+
+@pytest.mark.parametrize(
+    ("task", "category"),
+    [
+        ("What is the capital of France?", Category.QA_RETRIEVAL),
+        ("Write a Python function that returns the n-th Fibonacci number. Your code should pass these tests:\n"
+         "assert fib(10) == 55", Category.COMPLEX_CODING),
+        ("Prove that there are infinitely many primes.", Category.DEEP_REASONING),
+        ("Classify the sentiment of this review as positive or negative: 'Cold food, rude staff.'",
+         Category.CLASSIFICATION),
+        ("Write a short, warm email inviting the team to Friday's launch party.", Category.TEXT_GENERATION),
+        ("Book me a flight from JFK to Portland on April 20th and send the confirmation to my email.",
+         Category.AGENTIC_TOOL_USE),
+        ("Build a semantic search index: embed these 10,000 support tickets for cosine similarity lookups.",
+         Category.EMBEDDING),
+    ],
+)  # fmt: skip
+def test_categories_of_typical_tasks(task: str, category: Category) -> None:
+    assert analyze_task(task).category is category
+
+
+def test_long_documents_are_flagged_and_estimated() -> None:
+    document = "Document is as follows. " + "The committee reviewed the budget line by line. " * 5000
+    analysis = analyze_task(document + "\nSummarise the document's main decisions.")
+    assert analysis.category is Category.LONG_DOCUMENT
+    assert analysis.estimated_input_tokens > LONG_CONTEXT_TOKENS and analysis.requires_long_context
+
+
+def test_history_adds_to_the_input_estimate() -> None:
+    assert analyze_task("hi there", history_tokens=900).estimated_input_tokens >= 900 + estimate_tokens("hi there")
+
+
+def test_token_estimates_handle_cjk_and_code() -> None:
+    assert estimate_tokens("你好世界" * 100) >= 400  # about one token per CJK character
+    assert 90 <= estimate_tokens("x = compute(a, b)\n" * 20) <= 110
+
+
+def test_complexity_tracks_difficulty() -> None:
+    easy = analyze_task("Translate 'cat' into French.")
+    hard = analyze_task("Design a distributed, fault-tolerant consensus protocol with a rigorous proof of safety, "
+                        "then implement it in Rust with comprehensive tests.")  # fmt: skip
+    assert easy.complexity == 1 and hard.complexity >= 4 and hard.strong_score > easy.strong_score
+
+
+def test_deterministic_with_reasons() -> None:
+    task = "Compare quicksort and mergesort for nearly sorted input and explain the trade-offs."
+    first = analyze_task(task)
+    assert all(analyze_task(task) == first for _ in range(5))
+    assert first.reasons and first.analyzer == "local"
+
+
+@pytest.mark.parametrize("task", ["", "   \n\t "])
+def test_empty_task_is_refused_clearly(task: str) -> None:
+    with pytest.raises(ValueError, match="task is empty"):
+        analyze_task(task)
+
+
+def test_a_two_megabyte_task_is_analysed_quickly() -> None:
+    started = time.perf_counter()
+    analysis = analyze_task("lorem ipsum dolor sit amet " * 80_000)
+    assert time.perf_counter() - started < 1.0
+    assert analysis.requires_long_context
+
+
+def test_prefilter_is_a_necessary_condition() -> None:
+    needed = prefixes_of(r"\b(what is|who was)\b|\bsummari[sz]e|^\W*(please )?(book|order)")
+    assert needed is not None
+    assert not needed.isdisjoint(text_prefixes("so what is this"))
+    assert not needed.isdisjoint(text_prefixes("please summarise it"))
+    assert not needed.isdisjoint(text_prefixes("order a pizza"))
+    assert needed.isdisjoint(text_prefixes("the weather is nice"))
+    assert prefixes_of(r"```(python)?\n") is None  # no literal word: always tried
