@@ -33,6 +33,8 @@ _OUTPUT_RANGE: dict[Category, tuple[int, int]] = {
     Category.CLASSIFICATION: (10, 200),
     Category.EMBEDDING: (10, 50),
 }
+_PROOF = re.compile(r"\b(prove|proof|derive|theorem)\b")
+_TESTS = re.compile(r"\b(unit )?tests?\b")
 _RECENT_YEAR = re.compile(r"\b20(2[3-9]|3\d)\b")
 _QUANTITY_QUESTION = re.compile(
     r"\bhow (many|much|long|far|old|fast)\b|\bwhat (is|was) the (total|number|cost|price|remainder|percentage)\b|"
@@ -40,21 +42,18 @@ _QUANTITY_QUESTION = re.compile(
 )
 _TOOL_HINTS = re.compile(
     r"\b(search|look up|browse|latest|current|today|run (it|this|the code)|execute|test(s|ed)? (it|them)|"
-    r"unit tests?|remember|recall|fetch|download|url|https?://)\b",
-    re.IGNORECASE,
+    r"unit tests?|remember|recall|fetch|download|url|https?://)\b"
 )
 _COMPLEX_HINTS = re.compile(
     r"\b(distributed|concurren\w*|thread-?safe|scal\w+|production|architecture|multi-?(tier|step|file|part)|"
     r"comprehensive|complete (implementation|application|system)|end-to-end|optimi[sz]\w+|security|"
-    r"trade-?offs?|rigorous|formal|justify|in depth|detailed|sliding window|consensus|fault-?toleran\w+)\b",
-    re.IGNORECASE,
+    r"trade-?offs?|rigorous|formal|justify|in depth|detailed|sliding window|consensus|fault-?toleran\w+)\b"
 )
 _TRIVIAL_HINTS = re.compile(
-    r"^\W*(what is the capital|who (wrote|painted|invented)|when (was|did)|define|translate|hi|hello|thanks)\b",
-    re.IGNORECASE,
+    r"^\W*(what is the capital|who (wrote|painted|invented)|when (was|did)|define|translate|hi|hello|thanks)\b"
 )
 _MULTI_PART = re.compile(r"\b(and then|then (derive|prove|explain|write|use)|also|additionally|finally|"
-                         r"first[, ].{0,80}\bthen\b|\b(i|ii|iii)\)|\(\w\) )", re.IGNORECASE)  # fmt: skip
+                         r"first[, ].{0,80}\bthen\b|\b(i|ii|iii)\)|\(\w\) )")  # fmt: skip
 
 
 def analyze_task(task: str, *, history_tokens: int = 0) -> TaskAnalysis:
@@ -143,9 +142,9 @@ def _complexity(category: Category, f: Features) -> int:
     level += min(len(_COMPLEX_HINTS.findall(f.scan)), 2)
     if _MULTI_PART.search(f.scan):
         level += 1
-    if category is Category.DEEP_REASONING and re.search(r"\b(prove|proof|derive|theorem)\b", f.scan):
+    if category is Category.DEEP_REASONING and _PROOF.search(f.scan):
         level += 1
-    if category is Category.COMPLEX_CODING and re.search(r"\b(unit )?tests?\b", f.scan) and f.words > 25:
+    if category is Category.COMPLEX_CODING and _TESTS.search(f.scan) and f.words > 25:
         level += 1
     if f.words > 400 and category is not Category.LONG_DOCUMENT:
         level += 1
