@@ -11,6 +11,7 @@ Prints only. Measures:
 
 from __future__ import annotations
 
+import itertools
 import random
 import sqlite3
 import sys
@@ -30,11 +31,11 @@ from tool_servers.memory.store import MemoryStore
 # A Zipf-like vocabulary of 20,000 made-up words: like real notes, a few words are common, most are rare.
 _RNG = random.Random(11)
 VOCABULARY = ["".join(_RNG.choices("abcdefghijklmnopqrstuvwxyz", k=_RNG.randint(3, 9))) for _ in range(20_000)]
-WEIGHTS = [1 / (rank + 1) for rank in range(len(VOCABULARY))]
+CUMULATIVE = list(itertools.accumulate(1 / (rank + 1) for rank in range(len(VOCABULARY))))
 
 
 def _words(rng: random.Random, k: int) -> str:
-    return " ".join(rng.choices(VOCABULARY, weights=WEIGHTS, k=k))
+    return " ".join(rng.choices(VOCABULARY, cum_weights=CUMULATIVE, k=k))
 
 
 def _pct(values: list[float], q: float) -> float:

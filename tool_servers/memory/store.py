@@ -55,10 +55,10 @@ def default_path(env: dict[str, str] | os._Environ[str] | None = None) -> Path:
     return Path(platformdirs.user_data_dir("model-router", appauthor=False)) / "memory.sqlite3"
 
 
-def fts_query(text: str) -> str:
-    """User text → an FTS5 query that matches any of its words; never a syntax error."""
-    words = _WORD.findall(text)[:64]
-    return " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+def fts_query(text: str, operator: str = "OR") -> str:
+    """User text → an FTS5 query over its words (each quoted: never a syntax error), joined by AND or OR."""
+    words = list(dict.fromkeys(_WORD.findall(text)))[:64]
+    return f" {operator} ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
 class MemoryStore:
@@ -102,20 +102,27 @@ class MemoryStore:
             conn.close()
 
     def search(self, query: str, top_k: int) -> list[Hit]:
-        match = fts_query(query)
-        if not match:
+        """Items with all the query's words first (cheap: a small intersection), then any of them."""
+        if not fts_query(query):
             raise MemoryInputError("the query has no words to search for; pass some text")
         conn = self._connect()
         try:
-            rows = conn.execute(
-                "SELECT i.key, i.content, i.metadata, bm25(items_fts) AS rank, i.updated_at "
-                "FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
-                "WHERE items_fts MATCH ? ORDER BY rank LIMIT ?",
-                (match, top_k),
-            ).fetchall()
+            rows = self._ranked(conn, fts_query(query, "AND"), top_k)
+            if len(rows) < top_k:
+                seen = {r[0] for r in rows}
+                rows += [r for r in self._ranked(conn, fts_query(query, "OR"), top_k) if r[0] not in seen]
         finally:
             conn.close()
-        return [Hit(k, c, json.loads(m), round(-r, 4), u) for k, c, m, r, u in rows]
+        return [Hit(k, c, json.loads(m), round(-r, 4), u) for k, c, m, r, u in rows[:top_k]]
+
+    @staticmethod
+    def _ranked(conn: sqlite3.Connection, match: str, limit: int) -> list[tuple]:
+        return conn.execute(
+            "SELECT i.key, i.content, i.metadata, bm25(items_fts) AS score, i.updated_at "
+            "FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
+            "WHERE items_fts MATCH ? ORDER BY score LIMIT ?",
+            (match, limit),
+        ).fetchall()
 
     def delete(self, key: str) -> bool:
         conn = self._connect()
