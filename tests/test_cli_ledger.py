@@ -1,0 +1,61 @@
+"""`report` and `decisions` from the command line, and reproducible logged decisions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp.client import Client
+
+from server.config import load_config
+from server.registry import Registry
+from server.routing import Router
+from server.selection import RouteOptions
+from server.store.decisions import task_digest
+
+
+def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(home)}
+    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, timeout=60)
+
+
+def test_report_on_an_empty_ledger(tmp_path: Path) -> None:
+    done = _run(tmp_path, "report", "--json", "--since", "7d", "--group-by", "day")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["totals"]["calls"] == 0 and report["savings"]["baseline_model"] == "anthropic/claude-opus-4"
+    human = _run(tmp_path, "report")
+    assert human.returncode == 0 and "savings vs anthropic/claude-opus-4" in human.stdout
+    bad = _run(tmp_path, "report", "--since", "last tuesday")
+    assert bad.returncode == 1 and "ISO date" in bad.stderr
+
+
+@pytest.mark.anyio
+async def test_logged_decisions_are_listed_and_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_ROUTER_HOME", str(tmp_path))
+    from server.app import build_server
+
+    task = "Write a Python function that merges overlapping intervals, with unit tests."
+    router = Router(Registry(load_config(), {"MODEL_ROUTER_HOME": str(tmp_path)}))
+    async with Client(build_server(router)) as client:
+        first = (await client.call_tool("route_task", {"task": task})).structured_content
+    done = _run(tmp_path, "decisions", "--json", "--last", "5")
+    assert done.returncode == 0, done.stderr
+    [row] = json.loads(done.stdout)
+    assert row["task_sha256"] == task_digest(task) and row["primary_model"] == first["primary_model"]
+    assert row["analyzer_version"] and row["config_fingerprint"] and row["price_table_version"]
+    again = router.route(task, RouteOptions())  # same versions: the same route
+    assert (again.primary_model, again.fallback_models) == (row["primary_model"], row["fallback_models"])
+
+
+@pytest.mark.anyio
+async def test_mcp_dev_entry_exposes_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODEL_ROUTER_HOME", str(tmp_path))
+    from server import mcp_entry
+
+    async with Client(mcp_entry.server) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+    assert names == {"route_task", "complete", "cost_report"}
