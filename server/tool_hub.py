@@ -33,6 +33,9 @@ _REQUEST_TIMEOUT = -32001
 _CONNECT_TIMEOUT_S = 20.0
 _RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_RESULT_CHARS = 50_000
+# Eager start waits this long first: on a 2-core machine four Python processes importing the MCP SDK at
+# once slow the host's own start; a task that needs a tool sooner starts them at once.
+LAUNCH_DELAY_S = 1.0
 
 
 def child_environment(spec: ToolServerConfig, env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
@@ -222,8 +225,13 @@ async def open_tool_hub(
     async with anyio.create_task_group() as tg:
         hub = ToolHub(build_servers(specs, env, data_dir), tg)
         if eager:
-            hub.launch()
+            tg.start_soon(_launch_later, hub)
         try:
             yield hub
         finally:
             tg.cancel_scope.cancel()
+
+
+async def _launch_later(hub: ToolHub) -> None:
+    await anyio.sleep(LAUNCH_DELAY_S)
+    hub.launch()
