@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -108,7 +108,7 @@ def build_server(
         instructions=INSTRUCTIONS,
         version=__version__,
         lifespan=lifespan,
-        log_level=logging.getLevelName(logging.getLogger().getEffectiveLevel()),  # the CLI's --log-level
+        log_level=cast(Any, logging.getLevelName(logging.getLogger().getEffectiveLevel())),  # the CLI's --log-level
     )
 
     @mcp.tool(
@@ -133,7 +133,7 @@ def build_server(
             result = router.route(task, options)
         except RouterError as exc:
             raise ToolError(str(exc)) from exc
-        runtime: Runtime = ctx.request_context.lifespan_context
+        runtime = cast(Runtime, ctx.request_context.lifespan_context)
         await runtime.decisions.record("route", task, options, result)
         log.info("route %s -> %s (%s)", result.category, result.primary_model, result.situation)
         return result
@@ -160,7 +160,7 @@ def build_server(
     ) -> CompleteResult:
         """Route the task to the smallest capable model, run it (with tools when useful), and return the answer,
         the route, every attempt, tokens and cost."""
-        runtime: Runtime = ctx.request_context.lifespan_context
+        runtime = cast(Runtime, ctx.request_context.lifespan_context)
         request = CompleteRequest(
             task=task,
             options=RouteOptions(
@@ -203,7 +203,7 @@ def build_server(
         session_id: SessionArg = None,
     ) -> CostReport:
         """What was spent and on what, budgets left, and what routing saved against the baseline model."""
-        runtime: Runtime = ctx.request_context.lifespan_context
+        runtime = cast(Runtime, ctx.request_context.lifespan_context)
         try:
             query = ReportQuery(
                 since=parse_time(since), until=parse_time(until), group_by=group_by, session_id=session_id

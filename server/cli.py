@@ -364,8 +364,8 @@ def _cmd_claude_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _price(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+def _price(value: object) -> str:
+    return f"{value:.3f}" if isinstance(value, int | float) else "-"
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from server.assemble import build_messages, tool_names_for
 from server.budgets import BudgetGuard
 from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
+from server.messages import ToolSpec
 from server.report import BudgetLine, budget_lines
 from server.routing import InvalidTask, Router, RouteResult, to_result
 from server.selection import RouteOptions
@@ -108,7 +109,7 @@ class CompletionService:
         if self.decisions is not None:
             await self.decisions.record("complete", request.task, options, route_result, task_id)
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
-        tools = ()
+        tools: tuple[ToolSpec, ...] = ()
         if request.enable_tools and analysis.requires_tools:
             tools = tuple(await self.toolbox.list_tools(tool_names_for(analysis.category)))
         job = Job(

@@ -118,7 +118,8 @@ class ReportQuery:
 
 
 def _where(query: ReportQuery) -> tuple[str, list[object]]:
-    clauses, args = ["1=1"], []
+    clauses: list[str] = ["1=1"]
+    args: list[object] = []
     if query.since is not None:
         clauses.append("started_at >= ?")
         args.append(query.since)

@@ -64,8 +64,12 @@ async def open_runtime(
     client = http_client or httpx2.AsyncClient(timeout=httpx2.Timeout(60.0, connect=10.0))
     pool = ProviderPool(registry, env, client, config.data_dir)
     stack = AsyncExitStack()
-    tools = toolbox or await stack.enter_async_context(
-        open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
+    tools: ToolBox = (
+        toolbox
+        if toolbox is not None
+        else await stack.enter_async_context(
+            open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
+        )
     )
     ledger = Ledger(database)
     sessions = SessionStore(database)

@@ -68,7 +68,7 @@ def _body_message(body: Any, fallback: str) -> tuple[str, str]:
 def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: str | None) -> ProviderError:
     """The typed error for an SDK exception (the caller raises it `from exc`)."""
     name = type(exc).__name__
-    ctx = {"provider": provider, "model": model}
+    ctx: dict[str, Any] = {"provider": provider, "model": model}
     status = getattr(exc, "status_code", None)
     if status is None:
         if "Timeout" in name:

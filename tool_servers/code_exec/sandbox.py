@@ -186,10 +186,12 @@ def run_python(code: str, timeout_s: float, sandbox: Sandbox) -> RunResult:
 
 def _collect(proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytearray, bytearray, bool]:
     """Read both pipes until EOF or the deadline, keeping at most MAX_OUTPUT_BYTES (+1 to detect more)."""
-    buffers = {proc.stdout: bytearray(), proc.stderr: bytearray()}
+    assert proc.stdout is not None and proc.stderr is not None
+    out, err = bytearray(), bytearray()
+    buffers = {proc.stdout.fileno(): out, proc.stderr.fileno(): err}
     selector = selectors.DefaultSelector()
-    for stream in buffers:
-        selector.register(stream, selectors.EVENT_READ)
+    for fd in buffers:
+        selector.register(fd, selectors.EVENT_READ)
     timed_out = False
     while selector.get_map():
         remaining = deadline - time.monotonic()
@@ -201,12 +203,12 @@ def _collect(proc: subprocess.Popen[bytes], deadline: float) -> tuple[bytearray,
             if not chunk:
                 selector.unregister(key.fileobj)
                 continue
-            buffer = buffers[key.fileobj]
+            buffer = buffers[key.fd]
             if len(buffer) <= MAX_OUTPUT_BYTES:
                 buffer.extend(chunk[: MAX_OUTPUT_BYTES + 1 - len(buffer)])
     _kill_group(proc)
     selector.close()
-    return buffers[proc.stdout], buffers[proc.stderr], timed_out
+    return out, err, timed_out
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

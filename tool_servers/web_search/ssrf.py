@@ -47,7 +47,7 @@ class Target:
 
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await anyio.to_thread.run_sync(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-    return list(dict.fromkeys(info[4][0] for info in infos))
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _unwrap(address: Address) -> Address:
