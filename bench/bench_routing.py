@@ -20,10 +20,11 @@ import anyio
 from mcp import StdioServerParameters
 from mcp.client import Client
 
+from server.analysis.analyzers import BuiltinAnalyzer, LearnedAnalyzer
 from server.config import load_config
 from server.registry import Registry
 from server.routing import Router
-from server.selection import Preference, RouteOptions
+from server.selection import Preference, RouteOptions, select_route
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 FALLBACK_PROMPTS = [
@@ -76,13 +77,17 @@ def bench_in_process(prompts: list[str], rounds: int) -> None:
         "TOGETHER_API_KEY": "bench",
     }
     router = Router(Registry(load_config(env=env), env))
+    analyzer = router.analyzer
+    if not isinstance(analyzer, BuiltinAnalyzer | LearnedAnalyzer):
+        print(f"in-process analyse+select: skipped, the configured analyser ({analyzer.version}) is not in-process")
+        return
     prefs = list(Preference)
     samples: list[float] = []
     for _ in range(rounds):
         for i, prompt in enumerate(prompts):
             options = RouteOptions(preference=prefs[i % 3])
             start = time.perf_counter()
-            router.decide(prompt, options)
+            select_route(analyzer.analyze_now(prompt), options, router.registry, analyzer.thresholds)
             samples.append((time.perf_counter() - start) * 1000)
     print(
         f"in-process analyse+select: p50 {_pct(samples, 0.5):.3f} ms, p99 {_pct(samples, 0.99):.3f} ms "

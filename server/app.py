@@ -130,7 +130,7 @@ def build_server(
             force_model=force_model or None,
         )
         try:
-            result = router.route(task, options)
+            result = await router.route(task, options)
         except RouterError as exc:
             raise ToolError(str(exc)) from exc
         runtime = cast(Runtime, ctx.request_context.lifespan_context)

@@ -80,6 +80,31 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("input", type=Path, help="input JSONL file (- for stdin)")
     analyze.add_argument("--out", type=Path, help="output JSONL file (default stdout)")
+    _analyzer_options(analyze)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure the analyser on a labelled JSONL file",
+        description="Lines with {id, prompt, category}: accuracy, macro-F1 and the confusion matrix of the "
+        "analyser's category. Lines with {id, prompt, scores: {strong, weak}} (and optional source): APGR, "
+        "CPT(50%%) and CPT(80%%) of strong_score per source prefix (before '/'), beside the random and "
+        "prompt-length baselines. APGR 0.5 is random routing; CPT is the share of strong calls needed.",
+    )
+    evaluate.add_argument("input", type=Path, help="labelled JSONL file")
+    _analyzer_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+    train = sub.add_parser(
+        "train",
+        help="fit the learned router on labelled outcomes",
+        description="Fit the learned router from a JSONL file of {prompt, category} and/or {prompt, scores: "
+        "{strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
+        '[routing] learned_model). Set [routing] analyzer = "learned" to use it.',
+    )
+    train.add_argument("input", type=Path, help="labelled JSONL file")
+    train.add_argument("--out", type=Path, help="where to write the model")
+    train.add_argument("--epochs", type=int, default=6, help="SGD passes over the data (default 6)")
+    train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     report = sub.add_parser(
         "report",
         help="what was spent, budgets left, savings",
@@ -124,6 +149,13 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _analyzer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--analyzer", metavar="NAME", help="local | learned | llm:<model id> (default: [routing] analyzer)"
+    )
+    parser.add_argument("--model", type=Path, metavar="PATH", help="learned model file (implies --analyzer learned)")
+
+
 def _route_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--preference",
@@ -154,7 +186,35 @@ def _load_router(args: argparse.Namespace) -> Any:
     from server.routing import Router
 
     config = load_config(args.config)
+    analyzer = getattr(args, "analyzer", None)
+    model = getattr(args, "model", None)
+    if analyzer or model:
+        chosen = "learned" if model else analyzer
+        routing = config.routing.model_copy(
+            update={"analyzer": chosen, "learned_model": str(model.resolve()) if model else ""}
+        )
+        config = config.model_copy(update={"routing": routing})
+        if config.routing.analyzer not in ("local", "learned") and not config.routing.analyzer.startswith("llm:"):
+            raise RouterError(f"--analyzer {analyzer!r}: use local, learned or llm:<model id>")
     return Router(Registry(config, os.environ))
+
+
+def _run_with_analyzer(router: Any, work: Any) -> Any:
+    """Run `work()` (a coroutine factory) in an event loop; an LLM analyser gets its provider connected."""
+    import anyio
+
+    from server.analysis.llm import LlmAnalyzer
+
+    async def run() -> Any:
+        if not isinstance(router.analyzer, LlmAnalyzer):
+            return await work()
+        from server.runtime import open_runtime
+        from server.toolbox import NoTools
+
+        async with open_runtime(router, os.environ, toolbox=NoTools()):
+            return await work()
+
+    return anyio.run(run)
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -179,7 +239,8 @@ def _cmd_route(args: argparse.Namespace) -> int:
         self_hosted_only=args.self_hosted_only,
         force_model=args.force_model,
     )
-    result = _load_router(args).route(task, options)
+    router = _load_router(args)
+    result = _run_with_analyzer(router, lambda: router.route(task, options))
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0
@@ -369,25 +430,83 @@ def _price(value: object) -> str:
 
 
 def _cmd_analyze(args: argparse.Namespace) -> int:
-    from server.analysis import analyze_task
-    from server.analysis.types import TaskAnalysis
-
+    router = _load_router(args)
     source = sys.stdin if str(args.input) == "-" else _open_input(args.input)
     out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
-    errors = 0
-    with source, out if args.out else _NoClose(out) as sink:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                item = json.loads(line)
-                analysis: TaskAnalysis = analyze_task(item["prompt"])
-            except (ValueError, KeyError, TypeError) as exc:
-                errors += 1
-                print(f"model-router: {args.input}:{number}: skipped: {_describe(exc)}", file=sys.stderr)
-                continue
-            sink.write(json.dumps(_analysis_row(item.get("id"), analysis)) + "\n")
+
+    async def work() -> int:
+        errors = 0
+        with source, out if args.out else _NoClose(out) as sink:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
+                        raise ValueError("'prompt' must be a non-empty string")
+                    analysis = await router.analyzer.analyze(item["prompt"])
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    errors += 1
+                    print(f"model-router: {args.input}:{number}: skipped: {_describe(exc)}", file=sys.stderr)
+                    continue
+                sink.write(json.dumps(_analysis_row(item.get("id"), analysis)) + "\n")
+        return errors
+
+    errors = _run_with_analyzer(router, work)
     return EXIT_FAILURE if errors else 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from server.evaluation import load_labelled
+    from server.evaluation_report import evaluate, print_evaluation
+
+    router = _load_router(args)
+    data = load_labelled(args.input)
+    result = _run_with_analyzer(router, lambda: evaluate(router.analyzer, data))
+    result["file"] = str(args.input)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_evaluation(result)
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import time as clock
+
+    from server.analysis.analyzers import learned_model_path
+    from server.analysis.learned import save, train
+    from server.evaluation import load_labelled
+
+    router = _load_router(args)
+    data = load_labelled(args.input)
+    started = clock.perf_counter()
+    model = train(data.categories, data.pairs, epochs=max(1, args.epochs))
+    path = args.out or learned_model_path(router.registry.config)
+    model = save(model, path)
+    summary = {
+        "path": str(path),
+        "version": model.version,
+        "bytes": path.stat().st_size,
+        "seconds": round(clock.perf_counter() - started, 2),
+        "category_rows": len(data.categories),
+        "pair_rows": len(data.pairs),
+        "categories": [c.value for c in model.classes],
+        "thresholds": model.thresholds,
+        "calibration": model.info.get("calibration", {}),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    parts = [p for p, on in (("category", model.has_categories), ("strong_score", model.has_strong)) if on]
+    print(f"trained {' + '.join(parts)} on {len(data.categories)} category and {len(data.pairs)} outcome lines "
+          f"in {summary['seconds']} s")  # fmt: skip
+    for preference, threshold in model.thresholds.items():
+        share = summary["calibration"].get(preference, {}).get("strong_share")
+        print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of held-out prompts)")
+    print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
+    print('use it with [routing] analyzer = "learned"' + ("" if args.out is None else f' and learned_model = "{path}"'))
+    return 0
 
 
 def _open_input(path: Path) -> Any:
@@ -435,6 +554,8 @@ _COMMANDS = {
     "complete": _cmd_complete,
     "models": _cmd_models,
     "analyze": _cmd_analyze,
+    "eval": _cmd_eval,
+    "train": _cmd_train,
     "claude-config": _cmd_claude_config,
     "report": _cmd_report,
     "decisions": _cmd_decisions,

@@ -104,7 +104,7 @@ class CompletionService:
             budget_left_usd=None if headroom is None else float(headroom[0]),
             budget_name=None if headroom is None else headroom[1],
         )
-        analysis, route = self.router.decide(request.task, options, history_tokens=history_tokens)
+        analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
         route_result = to_result(analysis, route, options.preference)
         if self.decisions is not None:
             await self.decisions.record("complete", request.task, options, route_result, task_id)

@@ -77,6 +77,9 @@ class RoutingConfig(_Strict):
 
     baseline_model: str = Field(pattern=MODEL_ID_PATTERN)
     analyzer: str = Field(default="local", pattern=r"^(local|learned|llm:\S+)$")
+    # The learned model's file; empty: learned_router.json.gz in the data dir (relative paths: in the data dir).
+    learned_model: str = ""
+    llm_analyzer_timeout_s: float = Field(default=10.0, gt=0, le=120)
     max_fallbacks: int = Field(default=3, ge=0, le=4)
     balanced_threshold: float = Field(default=0.5, ge=0, le=1)
     cheapest_threshold: float = Field(default=0.85, ge=0, le=1)

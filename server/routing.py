@@ -6,13 +6,12 @@ analyses it and calls the pure selector. `RouteResult` is the structured form ev
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pydantic import BaseModel, Field
 
-from server.analysis import ANALYZER_VERSION, TaskAnalysis, analyze_task
+from server.analysis import TaskAnalysis
+from server.analysis.analyzers import Analyzer, load_analyzer
 from server.config import ModelConfig
-from server.errors import ConfigError, RouterError
+from server.errors import RouterError
 from server.registry import Registry
 from server.selection import Preference, Route, RouteOptions, select_route
 
@@ -46,35 +45,25 @@ class RouteResult(BaseModel):
     reasons: list[str]
 
 
-Analyzer = Callable[[str, int], TaskAnalysis]
-
-
-def _local_analyzer(task: str, history_tokens: int) -> TaskAnalysis:
-    return analyze_task(task, history_tokens=history_tokens)
-
-
 class Router:
     """The loaded registry plus the configured analyser."""
 
     def __init__(self, registry: Registry, analyzer: Analyzer | None = None) -> None:
         self.registry = registry
-        name = registry.config.routing.analyzer
-        if analyzer is None and name != "local":
-            raise ConfigError(
-                f"config file {registry.config.source}: routing.analyzer = {name!r} is not supported by this "
-                'version; use "local"'
-            )
-        self.analyzer: Analyzer = analyzer or _local_analyzer
-        self.analyzer_version = ANALYZER_VERSION
+        self.analyzer: Analyzer = analyzer or load_analyzer(registry.config)
 
-    def decide(self, task: str, options: RouteOptions, history_tokens: int = 0) -> tuple[TaskAnalysis, Route]:
+    @property
+    def analyzer_version(self) -> str:
+        return self.analyzer.version
+
+    async def decide(self, task: str, options: RouteOptions, history_tokens: int = 0) -> tuple[TaskAnalysis, Route]:
         """Validate, analyse and select; raises `InvalidTask` or `RoutingError` with a fix in the message."""
         text = validate_task(task)
-        analysis = self.analyzer(text, history_tokens)
-        return analysis, select_route(analysis, options, self.registry)
+        analysis = await self.analyzer.analyze(text, history_tokens)
+        return analysis, select_route(analysis, options, self.registry, self.analyzer.thresholds)
 
-    def route(self, task: str, options: RouteOptions) -> RouteResult:
-        analysis, route = self.decide(task, options)
+    async def route(self, task: str, options: RouteOptions) -> RouteResult:
+        analysis, route = await self.decide(task, options)
         return to_result(analysis, route, options.preference)
 
 

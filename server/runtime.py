@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import httpx2
 
+from server.analysis.llm import LlmAnalyzer
 from server.budgets import BudgetGuard
 from server.completion import CompletionService
 from server.config import Config, fingerprint
@@ -80,6 +81,8 @@ async def open_runtime(
         config_fingerprint=fingerprint(config),
         price_table_version=config.price_table_version,
     )
+    if isinstance(router.analyzer, LlmAnalyzer):
+        _connect_llm_analyzer(router.analyzer, registry, pool, ledger)
     dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget)
     try:
         yield Runtime(
@@ -100,3 +103,16 @@ async def open_runtime(
         if owns_client:
             await client.aclose()
         database.close()
+
+
+def _connect_llm_analyzer(analyzer: LlmAnalyzer, registry: Registry, pool: ProviderPool, ledger: Ledger) -> None:
+    model = registry.resolve(analyzer.model_id)
+    if model is None:
+        close = ", ".join(registry.close_matches(analyzer.model_id)) or "see `model-router models`"
+        analyzer.disable(f"unknown model id {analyzer.model_id!r} in [routing] analyzer (close: {close})")
+        return
+    availability = registry.availability(model)
+    if not availability.available:
+        analyzer.disable(f"{model.id} is not available: {availability.detail}")
+        return
+    analyzer.connect(pool.get(model), model, ledger.record, registry.config.price_table_version)

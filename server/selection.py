@@ -8,6 +8,7 @@ place. Output: a primary model, an ordered acyclic fallback chain, the estimated
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -60,8 +61,14 @@ class Route:
         return (self.primary, *self.fallbacks)
 
 
-def select_route(analysis: TaskAnalysis, options: RouteOptions, registry: Registry) -> Route:
-    """Pick the primary model and its fallbacks for one analysed task."""
+def select_route(
+    analysis: TaskAnalysis, options: RouteOptions, registry: Registry, thresholds: Mapping[str, float] | None = None
+) -> Route:
+    """Pick the primary model and its fallbacks for one analysed task.
+
+    `thresholds` (preference name → strong_score threshold) come from a calibrated analyser and replace
+    the config's `[routing] *_threshold` values for the preferences they name.
+    """
     routing = registry.config.routing
     reasons: list[str] = []
     fit = _fitting_models(analysis, options, registry, reasons)
@@ -71,7 +78,7 @@ def select_route(analysis: TaskAnalysis, options: RouteOptions, registry: Regist
         situation, threshold, named = "forced", None, []
         reasons.append(f"model forced by caller: {target.id}")
     else:
-        situation, threshold, why = _situation(analysis, options.preference, routing)
+        situation, threshold, why = _situation(analysis, options.preference, routing, thresholds or {})
         reasons.append(why)
         target = _matrix_model(analysis.category, situation, routing, registry)
         named = _named_alternates(analysis.category, situation, routing, registry)
@@ -101,13 +108,17 @@ def select_route(analysis: TaskAnalysis, options: RouteOptions, registry: Regist
     )
 
 
-def _situation(analysis: TaskAnalysis, preference: Preference, routing: RoutingConfig) -> tuple[str, float, str]:
+def _situation(
+    analysis: TaskAnalysis, preference: Preference, routing: RoutingConfig, calibrated: Mapping[str, float]
+) -> tuple[str, float, str]:
     """Which matrix column applies: strong (default or a specialist) or cost-optimised."""
-    threshold = {
-        Preference.CHEAPEST: routing.cheapest_threshold,
-        Preference.BALANCED: routing.balanced_threshold,
-        Preference.BEST_QUALITY: routing.best_quality_threshold,
-    }[preference]
+    threshold = calibrated.get(preference.value)
+    if threshold is None:
+        threshold = {
+            Preference.CHEAPEST: routing.cheapest_threshold,
+            Preference.BALANCED: routing.balanced_threshold,
+            Preference.BEST_QUALITY: routing.best_quality_threshold,
+        }[preference]
     score = analysis.strong_score
     hard = preference is not Preference.CHEAPEST and analysis.complexity >= 4
     if score < threshold and not hard:

@@ -47,7 +47,7 @@ async def test_logged_decisions_are_listed_and_reproducible(tmp_path: Path, monk
     [row] = json.loads(done.stdout)
     assert row["task_sha256"] == task_digest(task) and row["primary_model"] == first["primary_model"]
     assert row["analyzer_version"] and row["config_fingerprint"] and row["price_table_version"]
-    again = router.route(task, RouteOptions())  # same versions: the same route
+    again = await router.route(task, RouteOptions())  # same versions: the same route
     assert (again.primary_model, again.fallback_models) == (row["primary_model"], row["fallback_models"])
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import anyio
+
 from server.registry import Registry
 from server.routing import Router
 from server.selection import Preference, RouteOptions
@@ -17,7 +19,7 @@ PROOF = (
 
 
 def test_capital_of_france_is_cheap_qa(registry_all_keys: Registry) -> None:
-    result = Router(registry_all_keys).route("What is the capital of France?", RouteOptions())
+    result = anyio.run(Router(registry_all_keys).route, "What is the capital of France?", RouteOptions())
     assert result.category == "qa_retrieval"
     assert result.complexity == 1
     primary = registry_all_keys.resolve(result.primary_model)
@@ -26,14 +28,14 @@ def test_capital_of_france_is_cheap_qa(registry_all_keys: Registry) -> None:
 
 
 def test_redis_rate_limiter_goes_to_a_tier1_coding_model(registry_all_keys: Registry) -> None:
-    result = Router(registry_all_keys).route(RATE_LIMITER, RouteOptions())
+    result = anyio.run(Router(registry_all_keys).route, RATE_LIMITER, RouteOptions())
     assert result.category == "complex_coding"
     assert result.complexity >= 4
     assert result.primary_model == "anthropic/claude-sonnet-4"
 
 
 def test_proof_with_best_quality_goes_to_the_reasoning_specialist(registry_all_keys: Registry) -> None:
-    result = Router(registry_all_keys).route(PROOF, RouteOptions(preference=Preference.BEST_QUALITY))
+    result = anyio.run(Router(registry_all_keys).route, PROOF, RouteOptions(preference=Preference.BEST_QUALITY))
     assert result.category == "deep_reasoning"
     assert result.complexity >= 4
     assert result.primary_model == "openai/o3"

@@ -16,7 +16,7 @@ from server.analysis.prefilter import prefixes_of, text_prefixes
 from server.analysis.rules import CUES
 from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 
-ANALYZER_VERSION = "local-1"
+ANALYZER_VERSION = "local-2"
 
 # System prompt and tool schemas sent with every task, on top of the task itself.
 _OVERHEAD_TOKENS = 60
@@ -56,15 +56,29 @@ _MULTI_PART = re.compile(r"\b(and then|then (derive|prove|explain|write|use)|als
                          r"first[, ].{0,80}\bthen\b|\b(i|ii|iii)\)|\(\w\) )")  # fmt: skip
 
 
-def analyze_task(task: str, *, history_tokens: int = 0) -> TaskAnalysis:
-    """Analyse one task. Raises ValueError for an empty task."""
+def analyze_task(
+    task: str,
+    *,
+    history_tokens: int = 0,
+    category: Category | None = None,
+    strong_score: float | None = None,
+    analyzer: str = "local",
+    notes: tuple[str, ...] = (),
+) -> TaskAnalysis:
+    """Analyse one task. Raises ValueError for an empty task.
+
+    Another analyser that has decided the `category` and/or `strong_score` passes them in; everything
+    else (complexity, token estimates, tool needs) is derived from the rules for that category, and
+    `notes` lead the reasons.
+    """
     if not task or not task.strip():
         raise ValueError("task is empty: pass the text of the task to analyse")
     f = extract(task)
-    scores = _category_scores(f)
-    category = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
-    if scores[category] <= 0:
-        category = Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    scores = category_scores(f)
+    rule_category = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
+    if scores[rule_category] <= 0:
+        rule_category = Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    category = category or rule_category
     complexity = _complexity(category, f)
     task_tokens = (
         estimate_tokens(task[:20_000]) * max(1, len(task) // 20_000)
@@ -76,9 +90,15 @@ def analyze_task(task: str, *, history_tokens: int = 0) -> TaskAnalysis:
     requires_tools = category is Category.AGENTIC_TOOL_USE or (
         category in (Category.COMPLEX_CODING, Category.QA_RETRIEVAL) and bool(_TOOL_HINTS.search(f.scan))
     )
-    strong = _strong_score(category, complexity, f)
+    strong = _strong_score(category, complexity, f) if strong_score is None else round(strong_score, 4)
+    category_reason = (
+        f"category {category.value} (score {scores[category]:.1f}; next {_runner_up(scores, category)})"
+        if category is rule_category
+        else f"category {category.value} (the rules said {rule_category.value})"
+    )
     reasons = (
-        f"category {category.value} (score {scores[category]:.1f}; next {_runner_up(scores, category)})",
+        *notes,
+        category_reason,
         f"complexity {complexity}/5, strong_score {strong:.2f}",
         f"~{input_tokens:,} input tokens (task {task_tokens:,}, history {history_tokens:,}), ~{output_tokens:,} output",
     )
@@ -91,7 +111,7 @@ def analyze_task(task: str, *, history_tokens: int = 0) -> TaskAnalysis:
         requires_tools=requires_tools,
         requires_long_context=input_tokens > LONG_CONTEXT_TOKENS,
         reasons=reasons,
-        analyzer="local",
+        analyzer=analyzer,
     )
 
 
@@ -107,7 +127,7 @@ _CUES = [(category, pattern, points, prefixes_of(pattern.pattern)) for category,
          for pattern, points in cues]  # fmt: skip
 
 
-def _category_scores(f: Features) -> dict[Category, float]:
+def category_scores(f: Features) -> dict[Category, float]:
     scores = {c: 0.0 for c in Category}
     present = text_prefixes(f.cue_text)
     for category, pattern, points, needed in _CUES:
@@ -169,10 +189,28 @@ _PRIOR = {
 }  # fmt: skip
 
 
+# Cues measured on public strong-vs-weak outcomes (RouteLLM's GPT-4 vs Mixtral results): questions that
+# need inference over a scenario or several quantities separate the models more than recall questions.
+_INFERENCE = re.compile(
+    r"\b(if|then|therefore|because|would|most likely|best explains?|argument|logically|implies|assume|valid|"
+    r"conclude|suppose)\b"
+)
+_QUANTITY_RELATION = re.compile(r"\b(times as|more than|less than|fewer|twice|half|percent|remaining|left over|rest)\b")
+_RECALL = re.compile(r"\b(who|name|which country|capital|when did|what year|known as|refers? to|called|defined as)\b")
+_CHOICE_START = re.compile(r"\n\s*\(?A[.)]\s")
+
+
 def _strong_score(category: Category, complexity: int, f: Features) -> float:
-    """A logistic blend of the category prior, complexity and difficulty cues; in [0, 1]."""
+    """A logistic blend of the category prior, complexity, question length and inference cues; in [0, 1].
+
+    Within a kind of task, a longer question stem (answer choices excluded) is the most reliable single
+    sign that a small model will fail where a frontier one succeeds.
+    """
     logit = math.log(_PRIOR[category] / (1 - _PRIOR[category]))
     logit += 0.55 * (complexity - 3)
-    logit += 0.12 * min(f.numbers, 12) + 0.08 * min(f.math_marks, 10)
-    logit += 0.25 * math.log1p(f.sentences) - 0.3
+    choices = _CHOICE_START.search(f.scan) if f.choices >= 3 else None
+    stem = f.scan[: choices.start()] if choices else f.scan
+    logit += 0.45 * math.log1p(len(stem) / 120) - 0.5
+    logit += 0.08 * min(len(_INFERENCE.findall(stem)), 4) + 0.05 * min(len(_QUANTITY_RELATION.findall(stem)), 5)
+    logit -= 0.08 * min(len(_RECALL.findall(stem)), 2)
     return round(1 / (1 + math.exp(-logit)), 4)

@@ -1,0 +1,114 @@
+"""The analysers the router can be configured with, behind one async interface.
+
+`[routing] analyzer` picks one: "local" (the built-in rules), "learned" (a model trained by
+`model-router train`), or "llm:<model id>" (a model asked for a JSON verdict). Whatever goes wrong with
+the learned model or the LLM, the built-in analyser answers and the reasons say why.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Protocol
+
+from server.analysis.learned import MODEL_FILE, LearnedModel, LearnedModelError, load
+from server.analysis.local import ANALYZER_VERSION, analyze_task
+from server.analysis.types import TaskAnalysis
+from server.analysis.vectorize import vectorize
+from server.config import Config
+
+log = logging.getLogger("model_router.analysis")
+
+
+class Analyzer(Protocol):
+    """Turns a task into a `TaskAnalysis`. `thresholds` (preference → strong_score) override the config's."""
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def thresholds(self) -> Mapping[str, float]: ...
+
+    async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis: ...
+
+
+class BuiltinAnalyzer:
+    """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used)."""
+
+    def __init__(self, notes: tuple[str, ...] = ()) -> None:
+        self.notes = notes
+
+    @property
+    def version(self) -> str:
+        return ANALYZER_VERSION
+
+    @property
+    def thresholds(self) -> Mapping[str, float]:
+        return {}
+
+    def analyze_now(self, task: str, history_tokens: int = 0, notes: tuple[str, ...] = ()) -> TaskAnalysis:
+        return analyze_task(task, history_tokens=history_tokens, notes=(*self.notes, *notes))
+
+    async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
+        return self.analyze_now(task, history_tokens)
+
+
+class LearnedAnalyzer:
+    """Category and/or strong_score from a trained model; the rules supply whatever it was not trained on."""
+
+    def __init__(self, model: LearnedModel) -> None:
+        self.model = model
+
+    @property
+    def version(self) -> str:
+        return self.model.version
+
+    @property
+    def thresholds(self) -> Mapping[str, float]:
+        return self.model.thresholds
+
+    def analyze_now(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
+        if not task.strip():
+            raise ValueError("task is empty: pass the text of the task to analyse")
+        vector = vectorize(task)
+        category = probability = strong = None
+        parts = []
+        if self.model.has_categories:
+            category, probability = self.model.category(vector)
+            parts.append(f"category {category.value} (p={probability:.2f})")
+        if self.model.has_strong:
+            strong = self.model.strong_score(vector)
+            parts.append(f"strong_score {strong:.2f}")
+        note = f"learned model {self.version}: " + ", ".join(parts)
+        return analyze_task(
+            task, history_tokens=history_tokens, category=category, strong_score=strong, analyzer="learned",
+            notes=(note,),
+        )  # fmt: skip
+
+    async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
+        return self.analyze_now(task, history_tokens)
+
+
+def learned_model_path(config: Config) -> Path:
+    configured = config.routing.learned_model
+    if not configured:
+        return config.data_dir / MODEL_FILE
+    path = Path(configured).expanduser()
+    return path if path.is_absolute() else config.data_dir / path
+
+
+def load_analyzer(config: Config) -> Analyzer:
+    """The analyser the config names. An LLM analyser starts unconnected: the runtime connects it."""
+    name = config.routing.analyzer
+    if name == "learned":
+        try:
+            return LearnedAnalyzer(load(learned_model_path(config)))
+        except LearnedModelError as exc:
+            log.warning("%s; using the built-in analyser", exc)
+            return BuiltinAnalyzer(notes=(f"learned analyser unusable ({exc}); the built-in analyser answered",))
+    if name.startswith("llm:"):
+        from server.analysis.llm import LlmAnalyzer
+
+        return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
+    return BuiltinAnalyzer()
