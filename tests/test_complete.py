@@ -40,14 +40,7 @@ class Calculator:
 
 
 def _config(tmp_path: Path, fake: f.FakeProviders, timeout_s: float = 3.0, extra: str = "") -> Path:
-    lines = []
-    for provider in ("openai", "google", "together", "groq", "openrouter", "moonshot"):
-        lines += [f"[providers.{provider}]", f'base_url = "{fake.openai_url}"', f"timeout_s = {timeout_s}"]
-    lines += ["[providers.anthropic]", f'base_url = "{fake.anthropic_url}"', f"timeout_s = {timeout_s}"]
-    lines += ["[providers.ollama]", 'base_url = "http://127.0.0.1:9/v1"']  # nothing listens on port 9
-    path = tmp_path / "router.toml"
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
+    return f.write_config(tmp_path, fake, timeout_s=timeout_s, extra=extra)
 
 
 @pytest.fixture

@@ -88,7 +88,7 @@ def test_user_file_overrides_fields_adds_models_and_providers(tmp_path: Path) ->
     assert nano.enabled is False and nano.input_price == 0.10
     assert any(m.id == "vllm/qwen3-32b" for m in config.models)
     assert config.routing.baseline_model == "openai/o3"
-    assert config.routing.balanced_threshold == 0.5
+    assert config.routing.balanced_threshold == 0.19  # shipped default survives the merge
     assert config.budgets.per_task_usd == 0.10
     assert config.source == str(path)
 

@@ -42,8 +42,8 @@ def test_easy_task_takes_the_cost_optimised_model_and_says_why(registry_all_keys
     route = select_route(_analysis(Category.QA_RETRIEVAL, 1, 0.1), RouteOptions(), registry_all_keys)
     assert route.primary.tier >= 2
     assert route.situation == "cost_optimized"
-    assert route.threshold == 0.5
-    assert any("strong_score 0.10 < threshold 0.50" in r for r in route.reasons)
+    assert route.threshold == 0.19
+    assert any("strong_score 0.10 < threshold 0.19" in r for r in route.reasons)
 
 
 def test_chain_is_acyclic_and_bounded(registry_all_keys: Registry) -> None:

@@ -13,7 +13,7 @@ import re
 import zlib
 
 from server.analysis.features import Features, extract
-from server.analysis.local import category_scores
+from server.analysis.local import analyze_task, category_scores
 from server.analysis.types import Category
 
 HASH_BITS = 18
@@ -26,7 +26,7 @@ _CATEGORIES = list(Category)
 # Structural features live above the hashed range; their order is part of the model format.
 STRUCTURAL = (
     "bias", "log_chars", "log_words", "log_numbers", "log_sentences", "math_marks", "choices", "code_lines",
-    "code_fences", "questions", "long_input", *(f"rule:{c.value}" for c in _CATEGORIES),
+    "code_fences", "questions", "long_input", "rule_strong_score", *(f"rule:{c.value}" for c in _CATEGORIES),
 )  # fmt: skip
 _BASE = HASH_DIM
 
@@ -47,7 +47,7 @@ def vectorize(text: str) -> SparseVector:
     norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
     for key in vector:
         vector[key] /= norm
-    for offset, value in enumerate(_structural(extract(text))):
+    for offset, value in enumerate(_structural(text, extract(text))):
         if value:
             vector[_BASE + offset] = value
     return vector
@@ -57,7 +57,7 @@ def _add(vector: SparseVector, key: int) -> None:
     vector[key] = vector.get(key, 0.0) + 1.0
 
 
-def _structural(f: Features) -> list[float]:
+def _structural(text: str, f: Features) -> list[float]:
     scores = category_scores(f)
     top = max(max(scores.values()), 1.0)
     return [
@@ -72,5 +72,6 @@ def _structural(f: Features) -> list[float]:
         min(f.code_fences, 3) / 3,
         min(f.questions, 5) / 5,
         1.0 if f.chars > 10_000 else 0.0,
+        analyze_task(text).strong_score,
         *(max(scores[c], 0.0) / top for c in _CATEGORIES),
     ]

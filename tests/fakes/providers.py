@@ -21,6 +21,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -262,3 +263,15 @@ class FakeProviders:
         self._server.should_exit = True
         self._server.force_exit = True
         self._thread.join(timeout=5)
+
+
+def write_config(tmp_path: Path, fake: FakeProviders, *, timeout_s: float = 3.0, extra: str = "") -> Path:
+    """A router config whose cloud providers all point at `fake` (Ollama at a dead port), plus `extra` TOML."""
+    lines = []
+    for provider in ("openai", "google", "together", "groq", "openrouter", "moonshot"):
+        lines += [f"[providers.{provider}]", f'base_url = "{fake.openai_url}"', f"timeout_s = {timeout_s}"]
+    lines += ["[providers.anthropic]", f'base_url = "{fake.anthropic_url}"', f"timeout_s = {timeout_s}"]
+    lines += ["[providers.ollama]", 'base_url = "http://127.0.0.1:9/v1"']  # nothing listens on port 9
+    path = tmp_path / "router.toml"
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
