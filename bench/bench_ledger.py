@@ -24,7 +24,7 @@ from server.config import load_config
 from server.registry import Registry
 from server.report import ReportBuilder, ReportQuery
 from server.store import AttemptRecord, Ledger, open_database
-from server.store.ledger import _INSERT, _row
+from server.store.ledger import import_attempts
 
 
 def _record(rng: random.Random, models: list[str], when: float, i: int) -> AttemptRecord:
@@ -64,8 +64,8 @@ def fill(home: Path, models: list[str], rows: int) -> None:
     db = open_database(home)
     rng = random.Random(2)
     now = time.time()
-    batch = [_row(_record(rng, models, now - rng.uniform(0, 60 * 86400), i)) for i in range(rows)]
-    db.run_sync(lambda conn: (conn.execute("BEGIN"), conn.executemany(_INSERT, batch), conn.execute("COMMIT")))
+    batch = [_record(rng, models, now - rng.uniform(0, 60 * 86400), i) for i in range(rows)]
+    db.run_sync(lambda conn: import_attempts(conn, batch))  # raw rows, then the daily rollup rebuilt once
     db.close()
 
 

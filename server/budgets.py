@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from server.config import BudgetConfig
 from server.errors import RouterError
+from server.store import usage
 from server.store.db import Database
 from server.store.ledger import from_pico, to_pico
 
@@ -69,44 +70,37 @@ class BudgetGuard:
 
     async def states(self, task_id: str | None = None, session_id: str | None = None) -> list[BudgetState]:
         """Every applicable budget with its spent, reserved and remaining amounts."""
+        if not self.active:
+            return []  # nothing configured: no database round trip on the hot path
         now = self._clock()
         return await self._db.run(lambda conn: self._states(conn, now, task_id, session_id))
 
-    async def headroom(self, task_id: str | None, session_id: str | None) -> tuple[Decimal, str] | None:
-        """The smallest remaining amount over the applicable budgets, and that budget's name (None: no budget)."""
+    async def tightest(self, task_id: str | None, session_id: str | None) -> BudgetState | None:
+        """The applicable budget with the least left (None: no budget applies)."""
         states = await self.states(task_id, session_id)
-        if not states:
-            return None
-        tightest = min(states, key=lambda s: s.remaining_usd)
-        return tightest.remaining_usd, tightest.name
+        return min(states, key=lambda s: s.remaining_usd) if states else None
 
     async def reserve(self, task_id: str, session_id: str | None, model: str, amount: Decimal) -> int:
         """Reserve `amount` atomically or raise `BudgetExceeded`; returns the reservation id."""
         now = self._clock()
         pusd = to_pico(amount) or 0
 
-        def txn(conn: sqlite3.Connection) -> int:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                for state in self._states(conn, now, task_id, session_id):
-                    if amount > state.remaining_usd:
-                        raise BudgetExceeded(_refusal(state, amount), budget=state.name)
-                cur = conn.execute(
-                    "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (task_id, session_id, model, pusd, now, now + self._ttl),
-                )
-                conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
-                conn.execute("COMMIT")
-                return int(cur.lastrowid or 0)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def txn(conn: sqlite3.Connection) -> int:  # check and hold in one write transaction: atomic
+            for state in self._states(conn, now, task_id, session_id):
+                if amount > state.remaining_usd:
+                    raise BudgetExceeded(_refusal(state, amount), budget=state.name)
+            cur = conn.execute(
+                "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (task_id, session_id, model, pusd, now, now + self._ttl),
+            )
+            conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
+            return int(cur.lastrowid or 0)
 
-        return await self._db.run(txn)
+        return await self._db.write(txn)
 
     async def release(self, reservation_id: int) -> None:
-        await self._db.run(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)))
+        await self._db.write(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)))
 
     def _states(
         self, conn: sqlite3.Connection, now: float, task_id: str | None, session_id: str | None
@@ -123,7 +117,7 @@ class BudgetGuard:
         for name, limit, where, args in scopes:
             if limit is None:
                 continue
-            spent = conn.execute(f"SELECT COALESCE(SUM(cost_pusd), 0) FROM attempts WHERE {where}", args).fetchone()[0]
+            spent = _spent_pusd(conn, name, where, args)
             held_where = where.replace("started_at", "created_at")
             held = conn.execute(
                 f"SELECT COALESCE(SUM(amount_pusd), 0) FROM reservations WHERE {held_where} AND expires_at > ?",
@@ -133,6 +127,14 @@ class BudgetGuard:
                 BudgetState(name, Decimal(str(limit)), from_pico(spent) or Decimal(0), from_pico(held) or Decimal(0))
             )
         return states
+
+
+def _spent_pusd(conn: sqlite3.Connection, name: str, where: str, args: tuple[object, ...]) -> int:
+    if name in ("daily", "monthly"):  # whole days since the start: the daily rollup, not the month's rows
+        since = args[0]
+        assert isinstance(since, float)
+        return sum(part.cost_pusd for part in usage.window_sums(conn, "all", since, None).values())
+    return int(conn.execute(f"SELECT COALESCE(SUM(cost_pusd), 0) FROM attempts WHERE {where}", args).fetchone()[0])
 
 
 def _refusal(state: BudgetState, amount: Decimal) -> str:

@@ -19,7 +19,7 @@ from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
 from server.messages import ToolSpec
 from server.report import BudgetLine, budget_lines
 from server.routing import InvalidTask, Router, RouteResult, to_result
-from server.selection import RouteOptions
+from server.selection import BudgetLeft, RouteOptions
 from server.store.decisions import DecisionLog
 from server.store.sessions import SessionStore, validate_session_id
 from server.toolbox import ToolBox
@@ -94,15 +94,19 @@ class CompletionService:
         history = await self.sessions.history(request.session_id) if request.session_id else []
         history_tokens = sum(len(text) for _, text in history) // 4
         task_id = uuid.uuid4().hex
-        headroom = await self.budget.headroom(task_id, request.session_id) if self.budget else None
+        tightest = await self.budget.tightest(task_id, request.session_id) if self.budget else None
         options = RouteOptions(
             preference=request.options.preference,
             self_hosted_only=request.options.self_hosted_only,
             force_model=request.options.force_model,
             enable_tools=request.enable_tools,
             max_output_tokens=request.max_tokens,
-            budget_left_usd=None if headroom is None else float(headroom[0]),
-            budget_name=None if headroom is None else headroom[1],
+            budget=None if tightest is None else BudgetLeft(
+                tightest.name,
+                float(tightest.limit_usd),
+                float(tightest.spent_usd + tightest.reserved_usd),
+                float(tightest.remaining_usd),
+            ),
         )
         analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
         route_result = to_result(analysis, route, options.preference)

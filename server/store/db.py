@@ -11,11 +11,12 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 
 from server.errors import RouterError
+from server.store import usage
 
 T = TypeVar("T")
 DB_FILENAME = "router.sqlite3"
@@ -124,16 +125,36 @@ def _v3_decisions(db: sqlite3.Connection) -> None:
     )
 
 
+def _v4_daily_usage_rollup(db: sqlite3.Connection) -> None:
+    usage.add_attempt_columns(db)
+    db.execute(usage.CREATE)
+    db.execute("CREATE INDEX usage_daily_day ON usage_daily (dim, day)")
+    usage.rebuild(db)
+
+
 # Ordered, append-only: never edit a shipped migration, add a new one.
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_attempts_and_sessions,
     _v2_budget_reservations,
     _v3_decisions,
+    _v4_daily_usage_rollup,
 ]
 
 
 class StoreError(RouterError):
     """The database cannot be opened or is from a newer version of model-router."""
+
+
+class _Pending:
+    """One queued write and, once its batch has committed, its result or error."""
+
+    __slots__ = ("done", "error", "fn", "value")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.done = anyio.Event()
+        self.value: Any = None
+        self.error: BaseException | None = None
 
 
 class Database:
@@ -143,10 +164,58 @@ class Database:
         self.path = path
         self._lock = threading.Lock()
         self._conn = _connect(path)
+        self._queue: list[_Pending] = []
+        self._flushing = False
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway."""
         return await anyio.to_thread.run_sync(self.run_sync, fn, abandon_on_cancel=False)
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn` in a write transaction, committed before this returns (group commit).
+
+        Writes queued while a commit is in progress share the next transaction, each in its own savepoint:
+        a write that raises is rolled back alone and its error raised to its caller. Under concurrency this
+        turns many commits and thread hops into one; alone, it costs what `run` does.
+        """
+        pending = _Pending(fn)
+        self._queue.append(pending)
+        if not self._flushing:
+            self._flushing = True
+            try:
+                with anyio.CancelScope(shield=True):  # others wait on this flush: it must finish
+                    while self._queue:
+                        batch, self._queue = self._queue, []
+                        await anyio.to_thread.run_sync(self._commit, batch, abandon_on_cancel=False)
+                        for item in batch:
+                            item.done.set()
+            finally:
+                self._flushing = False
+        await pending.done.wait()
+        if pending.error is not None:
+            raise pending.error
+        return cast(T, pending.value)
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        with self._lock:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for item in batch:
+                    conn.execute("SAVEPOINT write")
+                    try:
+                        item.value = item.fn(conn)
+                        conn.execute("RELEASE write")
+                    except Exception as exc:  # this write only; the batch goes on
+                        conn.execute("ROLLBACK TO write")
+                        conn.execute("RELEASE write")
+                        item.error = exc
+                conn.execute("COMMIT")
+            except Exception as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                for item in batch:
+                    item.error = item.error or exc
 
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:

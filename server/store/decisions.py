@@ -30,7 +30,7 @@ def options_json(options: RouteOptions) -> str:
             "force_model": options.force_model,
             "enable_tools": options.enable_tools,
             "max_output_tokens": options.max_output_tokens,
-            "budget_left_usd": options.budget_left_usd,
+            "budget_left_usd": None if options.budget is None else options.budget.remaining_usd,
         },
         sort_keys=True,
     )
@@ -58,7 +58,7 @@ class DecisionLog:
                 row,
             )
 
-        await self._db.run(write)
+        await self._db.write(write)
 
     async def latest(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from server.store import usage
 from server.store.db import Database, rows_as_dicts
 
 PICO = Decimal(10) ** 12
@@ -58,14 +60,39 @@ _COLUMNS = [
     "reasoning_tokens", "cost_pusd", "estimated_input_tokens", "estimated_output_tokens", "tool_rounds",
     "tools_called", "price_table_version",
 ]  # fmt: skip
-_INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})"
+_FLAGS = list(usage.FLAG.values())
+_INSERT = (
+    f"INSERT INTO attempts ({', '.join(_COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in _COLUMNS + _FLAGS)})"
+)
 
 
-def _row(record: AttemptRecord) -> tuple[Any, ...]:
+def _values(record: AttemptRecord) -> dict[str, Any]:
     values = asdict(record)
     values["cost_pusd"] = to_pico(values.pop("cost_usd"))
     values["tools_called"] = json.dumps(list(record.tools_called))
-    return tuple(values[c] for c in _COLUMNS)
+    return values
+
+
+def insert_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
+    """Insert one attempt and add it to the daily rollup; the caller owns the transaction."""
+    values = _values(record)
+    values.update(usage.first_flags(conn, values))
+    conn.execute(_INSERT, [values[c] for c in _COLUMNS + _FLAGS])
+    usage.add_to_rollup(conn, values)
+
+
+def import_attempts(conn: sqlite3.Connection, records: Iterable[AttemptRecord]) -> None:
+    """Bulk-load attempts in one transaction, then recompute flags and rollup once (imports, benchmarks)."""
+    rows = ([_values(r)[c] for c in _COLUMNS] for r in records)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
+                         rows)  # fmt: skip
+        usage.rebuild(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 class Ledger:
@@ -76,19 +103,11 @@ class Ledger:
 
     async def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> None:
         """Write the attempt and delete its budget reservations in one transaction."""
-        row = _row(record)
-
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(_INSERT, row)
-                conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            insert_attempt(conn, record)
+            conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
 
-        await self._db.run(write)
+        await self._db.write(write)
 
     async def attempts(self, task_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -55,25 +55,19 @@ class SessionStore:
         now = time.time()
 
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
-                    (session_id, now, now),
-                )
-                conn.executemany(
-                    "INSERT INTO messages (session_id, role, content, created_at) VALUES (?, ?, ?, ?)",
-                    [(session_id, role, text, now) for role, text in turns],
-                )
-                conn.execute(
-                    "DELETE FROM messages WHERE session_id = ? AND id NOT IN "
-                    "(SELECT id FROM messages WHERE session_id = ? ORDER BY id DESC LIMIT ?)",
-                    (session_id, session_id, self._max),
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+            conn.execute(
+                "INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+                (session_id, now, now),
+            )
+            conn.executemany(
+                "INSERT INTO messages (session_id, role, content, created_at) VALUES (?, ?, ?, ?)",
+                [(session_id, role, text, now) for role, text in turns],
+            )
+            conn.execute(
+                "DELETE FROM messages WHERE session_id = ? AND id NOT IN "
+                "(SELECT id FROM messages WHERE session_id = ? ORDER BY id DESC LIMIT ?)",
+                (session_id, session_id, self._max),
+            )
 
-        await self._db.run(write)
+        await self._db.write(write)

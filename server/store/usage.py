@@ -1,0 +1,239 @@
+"""Daily usage rollups: per-day sums of the attempts ledger, kept in step with it, so reports stay fast.
+
+`usage_daily` holds, per UTC day and per dimension (all, model, provider, category, session, day), the
+sums a report needs. Each attempt updates it in the same transaction that inserts the attempt, so the
+rollup can never disagree with the ledger. A report reads whole days from the rollup and only the cut
+days at the window's edges from the attempts themselves, with the same sums — the result is exactly what
+summing the raw rows would give.
+
+A *call* is counted once per group, at the first attempt of its task in that group (flags `new_*` on
+each attempt): a task that tried two models counts as a call for each model but once in the totals.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import date, timedelta
+
+DAY = 86_400
+_EPOCH = date(1970, 1, 1)
+DIMENSIONS = ("all", "model", "provider", "category", "session", "day")
+KEY_SQL = {
+    "all": "''",
+    "model": "model",
+    "provider": "provider",
+    "category": "COALESCE(category, '(none)')",
+    "session": "COALESCE(session_id, '(no session)')",
+    "day": "strftime('%Y-%m-%d', started_at, 'unixepoch')",
+}
+FLAG = {"all": "new_task", "model": "new_model", "provider": "new_provider", "category": "new_category",
+        "session": "new_session", "day": "new_day"}  # fmt: skip
+
+
+@dataclass
+class Sums:
+    """What a report needs of a set of attempts. Token sums split by priced/unpriced price the baseline."""
+
+    attempts: int = 0
+    failures: int = 0
+    calls: int = 0
+    ok_attempts: int = 0
+    input: int = 0
+    cached: int = 0
+    output: int = 0
+    reasoning: int = 0
+    cost_pusd: int = 0
+    priced_attempts: int = 0
+    priced_input: int = 0
+    priced_cached: int = 0
+    priced_output: int = 0
+    unpriced_input: int = 0
+    unpriced_output: int = 0
+
+    def add(self, values: Iterable[int | None]) -> None:
+        for f, value in zip(fields(self), values, strict=True):
+            setattr(self, f.name, getattr(self, f.name) + (value or 0))
+
+    @property
+    def unpriced_attempts(self) -> int:
+        return self.attempts - self.priced_attempts
+
+
+_NAMES = [f.name for f in fields(Sums)]
+
+
+def _raw_sums(flag: str) -> str:
+    """SQL aggregates over `attempts` in the order of `Sums` (never NULL)."""
+    priced, unpriced = "cost_pusd IS NOT NULL", "cost_pusd IS NULL"
+    parts = [
+        "1", "outcome != 'ok'", flag, "outcome = 'ok'", "input_tokens", "cached_input_tokens", "output_tokens",
+        "reasoning_tokens", "cost_pusd", priced, f"CASE WHEN {priced} THEN input_tokens END",
+        f"CASE WHEN {priced} THEN cached_input_tokens END", f"CASE WHEN {priced} THEN output_tokens END",
+        f"CASE WHEN {unpriced} THEN input_tokens END", f"CASE WHEN {unpriced} THEN output_tokens END",
+    ]  # fmt: skip
+    return ", ".join(f"COALESCE(SUM({part}), 0)" for part in parts)
+
+
+CREATE = f"""
+CREATE TABLE usage_daily (
+    dim TEXT NOT NULL,
+    day INTEGER NOT NULL,              -- UTC days since 1970-01-01
+    key TEXT NOT NULL,
+    price_table_version TEXT NOT NULL,
+    {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _NAMES)},
+    PRIMARY KEY (dim, day, key, price_table_version)
+) WITHOUT ROWID
+"""
+_UPSERT = (
+    f"INSERT INTO usage_daily (dim, day, key, price_table_version, {', '.join(_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in range(4 + len(_NAMES)))}) "
+    "ON CONFLICT (dim, day, key, price_table_version) DO UPDATE SET "
+    + ", ".join(f"{n} = {n} + excluded.{n}" for n in _NAMES)
+)
+
+
+def add_attempt_columns(conn: sqlite3.Connection) -> None:
+    for flag in FLAG.values():
+        conn.execute(f"ALTER TABLE attempts ADD COLUMN {flag} INTEGER NOT NULL DEFAULT 0")
+
+
+def first_flags(conn: sqlite3.Connection, row: dict[str, object]) -> dict[str, int]:
+    """Which groups this attempt is its task's first in (read before inserting it)."""
+    earlier = conn.execute(
+        "SELECT model, provider, COALESCE(category, '(none)'), COALESCE(session_id, '(no session)'), "
+        "CAST(started_at / 86400 AS INTEGER) FROM attempts WHERE task_id = ?",
+        (row["task_id"],),
+    ).fetchall()
+    mine = (row["model"], row["provider"], row["category"] or "(none)", row["session_id"] or "(no session)",
+            int(float(row["started_at"]) // DAY))  # type: ignore[arg-type]  # fmt: skip
+    flags = {"new_task": int(not earlier)}
+    for index, name in enumerate(("new_model", "new_provider", "new_category", "new_session", "new_day")):
+        flags[name] = int(all(previous[index] != mine[index] for previous in earlier))
+    return flags
+
+
+def add_to_rollup(conn: sqlite3.Connection, row: dict[str, object]) -> None:
+    """Add one inserted attempt (its column values, flags included) to every dimension's daily sums."""
+    cost = row["cost_pusd"]
+    priced = cost is not None
+    day = int(float(row["started_at"]) // DAY)  # type: ignore[arg-type]
+    keys = {
+        "all": "",
+        "model": row["model"],
+        "provider": row["provider"],
+        "category": row["category"] or "(none)",
+        "session": row["session_id"] or "(no session)",
+        "day": _iso_day(day),
+    }
+    inp, cached, out = row["input_tokens"], row["cached_input_tokens"], row["output_tokens"]
+    ok = row["outcome"] == "ok"
+    common = [1, int(not ok), 0, int(ok), inp, cached, out, row["reasoning_tokens"], cost or 0, int(priced),
+              inp if priced else 0, cached if priced else 0, out if priced else 0, 0 if priced else inp,
+              0 if priced else out]  # fmt: skip
+    batch = []
+    for dim in DIMENSIONS:
+        values = list(common)
+        values[2] = row[FLAG[dim]]
+        batch.append((dim, day, keys[dim], row["price_table_version"], *values))
+    conn.executemany(_UPSERT, batch)
+
+
+def _iso_day(day: int) -> str:
+    return (_EPOCH + timedelta(days=day)).isoformat()
+
+
+def rebuild(conn: sqlite3.Connection) -> None:
+    """Recompute every attempt's flags and the whole rollup from the attempts (migration, bulk loads)."""
+    conn.execute(
+        """
+        UPDATE attempts SET
+            new_task = f.t = 1, new_model = f.m = 1, new_provider = f.p = 1, new_category = f.c = 1,
+            new_session = f.s = 1, new_day = f.d = 1
+        FROM (
+            SELECT id,
+                ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id) AS t,
+                ROW_NUMBER() OVER (PARTITION BY task_id, model ORDER BY id) AS m,
+                ROW_NUMBER() OVER (PARTITION BY task_id, provider ORDER BY id) AS p,
+                ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(category, '(none)') ORDER BY id) AS c,
+                ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(session_id, '(no session)') ORDER BY id) AS s,
+                ROW_NUMBER() OVER (PARTITION BY task_id, CAST(started_at / 86400 AS INTEGER) ORDER BY id) AS d
+            FROM attempts
+        ) AS f
+        WHERE attempts.id = f.id
+        """
+    )
+    conn.execute("DELETE FROM usage_daily")
+    for dim in DIMENSIONS:
+        conn.execute(
+            f"INSERT INTO usage_daily (dim, day, key, price_table_version, {', '.join(_NAMES)}) "
+            f"SELECT '{dim}', CAST(started_at / 86400 AS INTEGER) AS d, {KEY_SQL[dim]} AS k, price_table_version, "
+            f"{_raw_sums(FLAG[dim])} FROM attempts GROUP BY d, k, price_table_version"
+        )
+
+
+def window_sums(
+    conn: sqlite3.Connection, dim: str, since: float | None, until: float | None, session_id: str | None = None
+) -> dict[tuple[str, str], Sums]:
+    """Sums per (key, price table version) of the attempts with since <= started_at < until.
+
+    Whole days come from the rollup; the partial days at either edge (and any query for one session,
+    which is small and has its own index) from the attempts.
+    """
+    result: dict[tuple[str, str], Sums] = {}
+
+    def take(rows: Iterable[tuple]) -> None:
+        for key, version, *values in rows:
+            result.setdefault((str(key), version), Sums()).add(values)
+
+    if session_id is not None:
+        take(_raw(conn, dim, since, until, session_id))
+        return result
+    first_day = None if since is None else math.ceil(since / DAY)
+    end_day = None if until is None else math.floor(until / DAY)
+    if first_day is not None and end_day is not None and first_day >= end_day:
+        take(_raw(conn, dim, since, until))
+        return result
+    clauses: list[str] = ["dim = ?"]
+    args: list[object] = [dim]
+    if first_day is not None:
+        clauses.append("day >= ?")
+        args.append(first_day)
+        if since is not None and since < first_day * DAY:
+            take(_raw(conn, dim, since, first_day * DAY))
+    if end_day is not None:
+        clauses.append("day < ?")
+        args.append(end_day)
+        if until is not None and until > end_day * DAY:
+            take(_raw(conn, dim, end_day * DAY, until))
+    take(
+        conn.execute(
+            f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in _NAMES)} FROM usage_daily "
+            f"WHERE {' AND '.join(clauses)} GROUP BY key, price_table_version",
+            args,
+        ).fetchall()
+    )
+    return result
+
+
+def _raw(
+    conn: sqlite3.Connection, dim: str, since: float | None, until: float | None, session_id: str | None = None
+) -> list[tuple]:
+    clauses: list[str] = ["1=1"]
+    args: list[object] = []
+    if since is not None:
+        clauses.append("started_at >= ?")
+        args.append(since)
+    if until is not None:
+        clauses.append("started_at < ?")
+        args.append(until)
+    if session_id is not None:
+        clauses.append("session_id = ?")
+        args.append(session_id)
+    return conn.execute(
+        f"SELECT {KEY_SQL[dim]} AS k, price_table_version, {_raw_sums(FLAG[dim])} FROM attempts "
+        f"WHERE {' AND '.join(clauses)} GROUP BY k, price_table_version",
+        args,
+    ).fetchall()
