@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -67,7 +67,7 @@ _INSERT = (
 
 
 def _values(record: AttemptRecord) -> dict[str, Any]:
-    values = asdict(record)
+    values = {f.name: getattr(record, f.name) for f in fields(record)}  # not asdict(): no deep copies
     values["cost_pusd"] = to_pico(values.pop("cost_usd"))
     values["tools_called"] = json.dumps(list(record.tools_called))
     return values
@@ -83,7 +83,7 @@ def insert_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
 
 def import_attempts(conn: sqlite3.Connection, records: Iterable[AttemptRecord]) -> None:
     """Bulk-load attempts in one transaction, then recompute flags and rollup once (imports, benchmarks)."""
-    rows = ([_values(r)[c] for c in _COLUMNS] for r in records)
+    rows = ([values[c] for c in _COLUMNS] for values in map(_values, records))
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.executemany(f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",

@@ -147,24 +147,27 @@ def _iso_day(day: int) -> str:
 
 def rebuild(conn: sqlite3.Connection) -> None:
     """Recompute every attempt's flags and the whole rollup from the attempts (migration, bulk loads)."""
+    # Flags into a keyed temporary table first: an UPDATE ... FROM a window subquery has no index to join on.
+    conn.execute("DROP TABLE IF EXISTS temp.first_flags")
+    conn.execute("CREATE TEMP TABLE first_flags (id INTEGER PRIMARY KEY, t, m, p, c, s, d)")
     conn.execute(
         """
-        UPDATE attempts SET
-            new_task = f.t = 1, new_model = f.m = 1, new_provider = f.p = 1, new_category = f.c = 1,
-            new_session = f.s = 1, new_day = f.d = 1
-        FROM (
-            SELECT id,
-                ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id) AS t,
-                ROW_NUMBER() OVER (PARTITION BY task_id, model ORDER BY id) AS m,
-                ROW_NUMBER() OVER (PARTITION BY task_id, provider ORDER BY id) AS p,
-                ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(category, '(none)') ORDER BY id) AS c,
-                ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(session_id, '(no session)') ORDER BY id) AS s,
-                ROW_NUMBER() OVER (PARTITION BY task_id, CAST(started_at / 86400 AS INTEGER) ORDER BY id) AS d
-            FROM attempts
-        ) AS f
-        WHERE attempts.id = f.id
+        INSERT INTO temp.first_flags
+        SELECT id,
+            ROW_NUMBER() OVER (PARTITION BY task_id ORDER BY id) = 1,
+            ROW_NUMBER() OVER (PARTITION BY task_id, model ORDER BY id) = 1,
+            ROW_NUMBER() OVER (PARTITION BY task_id, provider ORDER BY id) = 1,
+            ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(category, '(none)') ORDER BY id) = 1,
+            ROW_NUMBER() OVER (PARTITION BY task_id, COALESCE(session_id, '(no session)') ORDER BY id) = 1,
+            ROW_NUMBER() OVER (PARTITION BY task_id, CAST(started_at / 86400 AS INTEGER) ORDER BY id) = 1
+        FROM attempts
         """
     )
+    conn.execute(
+        "UPDATE attempts SET new_task = f.t, new_model = f.m, new_provider = f.p, new_category = f.c, "
+        "new_session = f.s, new_day = f.d FROM temp.first_flags AS f WHERE attempts.id = f.id"
+    )
+    conn.execute("DROP TABLE temp.first_flags")
     conn.execute("DELETE FROM usage_daily")
     for dim in DIMENSIONS:
         conn.execute(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 from mcp import StdioServerParameters
 from mcp.client import Client
+
+from tests.test_readme import marked_command
 
 pytestmark = pytest.mark.slow
 llama_cpp = pytest.importorskip("llama_cpp", reason="needs the [local] extra: pip install 'mcp-model-router[local]'")
@@ -32,13 +35,15 @@ def gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return model_file(tmp_path_factory.mktemp("models"))
 
 
-def test_cli_complete_with_no_keys_uses_the_embedded_model(tmp_path: Path, gguf: Path) -> None:
+def test_the_readme_run_command_answers_with_the_embedded_model(tmp_path: Path, gguf: Path) -> None:
+    """The README's run command, past its install step, with no keys (plus --json to read the result)."""
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / gguf.name).symlink_to(gguf)
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path)}
+    command = shlex.split(marked_command("run-command").split("&&")[-1])
+    assert command[0] == ".venv/bin/model-router"
     done = subprocess.run(
-        [sys.executable, "-m", "server", "complete", "Summarise: the train leaves at noon, not at ten.",
-         "--json", "--max-tokens", "64"],
+        [sys.executable, "-m", "server", *command[1:], "--json", "--max-tokens", "64"],
         capture_output=True, text=True, env=env, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
