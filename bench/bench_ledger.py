@@ -65,7 +65,7 @@ def fill(home: Path, models: list[str], rows: int) -> None:
     rng = random.Random(2)
     now = time.time()
     batch = [_record(rng, models, now - rng.uniform(0, 60 * 86400), i) for i in range(rows)]
-    db.run_sync(lambda conn: import_attempts(conn, batch))  # raw rows, then the daily rollup rebuilt once
+    db.run_sync(lambda conn: import_attempts(conn, batch))  # raw rows, then the usage rollup rebuilt once
     db.close()
 
 

@@ -130,7 +130,7 @@ class BudgetGuard:
 
 
 def _spent_pusd(conn: sqlite3.Connection, name: str, where: str, args: tuple[object, ...]) -> int:
-    if name in ("daily", "monthly"):  # whole days since the start: the daily rollup, not the month's rows
+    if name in ("daily", "monthly"):  # whole hours since the start: the usage rollup, not the month's rows
         since = args[0]
         assert isinstance(since, float)
         return sum(part.cost_pusd for part in usage.window_sums(conn, "all", since, None).values())

@@ -1,6 +1,6 @@
 """`cost_report`: what was spent, grouped, against the budgets, and what routing saved.
 
-Every figure comes from ledger rows in the window, read through the daily rollup (`store.usage`), which
+Every figure comes from ledger rows in the window, read through the usage rollup (`store.usage`), which
 gives the same sums as the raw rows in a fraction of the time. Costs are summed as integer pico-USD in SQL and
 converted once. Savings price exactly the same tokens (uncached input, cached input, output) at the
 baseline model's prices; unpriced attempts are left out of both sides and listed. A *call* is one task

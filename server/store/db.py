@@ -125,10 +125,9 @@ def _v3_decisions(db: sqlite3.Connection) -> None:
     )
 
 
-def _v4_daily_usage_rollup(db: sqlite3.Connection) -> None:
+def _v4_usage_rollup(db: sqlite3.Connection) -> None:
     usage.add_attempt_columns(db)
     db.execute(usage.CREATE)
-    db.execute("CREATE INDEX usage_daily_day ON usage_daily (dim, day)")
     usage.rebuild(db)
 
 
@@ -137,7 +136,7 @@ MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _v1_attempts_and_sessions,
     _v2_budget_reservations,
     _v3_decisions,
-    _v4_daily_usage_rollup,
+    _v4_usage_rollup,
 ]
 
 

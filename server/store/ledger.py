@@ -74,7 +74,7 @@ def _values(record: AttemptRecord) -> dict[str, Any]:
 
 
 def insert_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
-    """Insert one attempt and add it to the daily rollup; the caller owns the transaction."""
+    """Insert one attempt and add it to the usage rollup; the caller owns the transaction."""
     values = _values(record)
     values.update(usage.first_flags(conn, values))
     conn.execute(_INSERT, [values[c] for c in _COLUMNS + _FLAGS])

@@ -1,10 +1,10 @@
-"""Daily usage rollups: per-day sums of the attempts ledger, kept in step with it, so reports stay fast.
+"""Usage rollups: per-hour (per-day for sessions) sums of the attempts ledger, kept in step with it.
 
-`usage_daily` holds, per UTC day and per dimension (all, model, provider, category, session, day), the
-sums a report needs. Each attempt updates it in the same transaction that inserts the attempt, so the
-rollup can never disagree with the ledger. A report reads whole days from the rollup and only the cut
-days at the window's edges from the attempts themselves, with the same sums — the result is exactly what
-summing the raw rows would give.
+`usage_rollup` holds, per time bucket and per dimension (all, model, provider, category, session, day), the
+sums a report needs. Buckets are UTC hours, except for sessions, which are many and get UTC days. Each
+attempt updates the rollup in the same transaction that inserts it, so the two can never disagree. A
+report reads whole buckets from the rollup and only the cut buckets at the window's edges from the
+attempts themselves, with the same sums: the result is exactly what summing the raw rows would give.
 
 A *call* is counted once per group, at the first attempt of its task in that group (flags `new_*` on
 each attempt): a task that tried two models counts as a call for each model but once in the totals.
@@ -19,8 +19,10 @@ from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
 DAY = 86_400
+HOUR = 3_600
 _EPOCH = date(1970, 1, 1)
 DIMENSIONS = ("all", "model", "provider", "category", "session", "day")
+BUCKET_S = {"all": HOUR, "model": HOUR, "provider": HOUR, "category": HOUR, "session": DAY, "day": HOUR}
 KEY_SQL = {
     "all": "''",
     "model": "model",
@@ -78,19 +80,19 @@ def _raw_sums(flag: str) -> str:
 
 
 CREATE = f"""
-CREATE TABLE usage_daily (
+CREATE TABLE usage_rollup (
     dim TEXT NOT NULL,
-    day INTEGER NOT NULL,              -- UTC days since 1970-01-01
+    bucket INTEGER NOT NULL,           -- started_at // BUCKET_S[dim]: UTC hours (days for sessions) since 1970
     key TEXT NOT NULL,
     price_table_version TEXT NOT NULL,
     {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _NAMES)},
-    PRIMARY KEY (dim, day, key, price_table_version)
+    PRIMARY KEY (dim, bucket, key, price_table_version)
 ) WITHOUT ROWID
 """
 _UPSERT = (
-    f"INSERT INTO usage_daily (dim, day, key, price_table_version, {', '.join(_NAMES)}) "
+    f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in range(4 + len(_NAMES)))}) "
-    "ON CONFLICT (dim, day, key, price_table_version) DO UPDATE SET "
+    "ON CONFLICT (dim, bucket, key, price_table_version) DO UPDATE SET "
     + ", ".join(f"{n} = {n} + excluded.{n}" for n in _NAMES)
 )
 
@@ -116,10 +118,11 @@ def first_flags(conn: sqlite3.Connection, row: dict[str, object]) -> dict[str, i
 
 
 def add_to_rollup(conn: sqlite3.Connection, row: dict[str, object]) -> None:
-    """Add one inserted attempt (its column values, flags included) to every dimension's daily sums."""
+    """Add one inserted attempt (its column values, flags included) to every dimension's bucket sums."""
     cost = row["cost_pusd"]
     priced = cost is not None
-    day = int(float(row["started_at"]) // DAY)  # type: ignore[arg-type]
+    started = float(row["started_at"])  # type: ignore[arg-type]
+    day = int(started // DAY)
     keys = {
         "all": "",
         "model": row["model"],
@@ -137,7 +140,7 @@ def add_to_rollup(conn: sqlite3.Connection, row: dict[str, object]) -> None:
     for dim in DIMENSIONS:
         values = list(common)
         values[2] = row[FLAG[dim]]
-        batch.append((dim, day, keys[dim], row["price_table_version"], *values))
+        batch.append((dim, int(started // BUCKET_S[dim]), keys[dim], row["price_table_version"], *values))
     conn.executemany(_UPSERT, batch)
 
 
@@ -168,12 +171,12 @@ def rebuild(conn: sqlite3.Connection) -> None:
         "new_session = f.s, new_day = f.d FROM temp.first_flags AS f WHERE attempts.id = f.id"
     )
     conn.execute("DROP TABLE temp.first_flags")
-    conn.execute("DELETE FROM usage_daily")
+    conn.execute("DELETE FROM usage_rollup")
     for dim in DIMENSIONS:
         conn.execute(
-            f"INSERT INTO usage_daily (dim, day, key, price_table_version, {', '.join(_NAMES)}) "
-            f"SELECT '{dim}', CAST(started_at / 86400 AS INTEGER) AS d, {KEY_SQL[dim]} AS k, price_table_version, "
-            f"{_raw_sums(FLAG[dim])} FROM attempts GROUP BY d, k, price_table_version"
+            f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
+            f"SELECT '{dim}', CAST(started_at / {BUCKET_S[dim]} AS INTEGER) AS b, {KEY_SQL[dim]} AS k, "
+            f"price_table_version, {_raw_sums(FLAG[dim])} FROM attempts GROUP BY b, k, price_table_version"
         )
 
 
@@ -182,7 +185,7 @@ def window_sums(
 ) -> dict[tuple[str, str], Sums]:
     """Sums per (key, price table version) of the attempts with since <= started_at < until.
 
-    Whole days come from the rollup; the partial days at either edge (and any query for one session,
+    Whole buckets come from the rollup; the partial buckets at either edge (and any query for one session,
     which is small and has its own index) from the attempts.
     """
     result: dict[tuple[str, str], Sums] = {}
@@ -194,26 +197,27 @@ def window_sums(
     if session_id is not None:
         take(_raw(conn, dim, since, until, session_id))
         return result
-    first_day = None if since is None else math.ceil(since / DAY)
-    end_day = None if until is None else math.floor(until / DAY)
-    if first_day is not None and end_day is not None and first_day >= end_day:
+    size = BUCKET_S[dim]
+    first = None if since is None else math.ceil(since / size)
+    end = None if until is None else math.floor(until / size)
+    if first is not None and end is not None and first >= end:
         take(_raw(conn, dim, since, until))
         return result
     clauses: list[str] = ["dim = ?"]
     args: list[object] = [dim]
-    if first_day is not None:
-        clauses.append("day >= ?")
-        args.append(first_day)
-        if since is not None and since < first_day * DAY:
-            take(_raw(conn, dim, since, first_day * DAY))
-    if end_day is not None:
-        clauses.append("day < ?")
-        args.append(end_day)
-        if until is not None and until > end_day * DAY:
-            take(_raw(conn, dim, end_day * DAY, until))
+    if first is not None:
+        clauses.append("bucket >= ?")
+        args.append(first)
+        if since is not None and since < first * size:
+            take(_raw(conn, dim, since, first * size))
+    if end is not None:
+        clauses.append("bucket < ?")
+        args.append(end)
+        if until is not None and until > end * size:
+            take(_raw(conn, dim, end * size, until))
     take(
         conn.execute(
-            f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in _NAMES)} FROM usage_daily "
+            f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in _NAMES)} FROM usage_rollup "
             f"WHERE {' AND '.join(clauses)} GROUP BY key, price_table_version",
             args,
         ).fetchall()

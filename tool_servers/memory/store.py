@@ -2,7 +2,7 @@
 
 Invariants: one SQLite file in WAL mode; the FTS index is written in the same transaction as the item,
 so they never disagree; any user text is a valid query (it is tokenised here and each word quoted, so
-FTS5 operators, quotes and parentheses in it are just words); every call opens its own connection, so
+FTS5 operators, quotes and parentheses in it are just words); each thread has its own connection, so
 threads and processes can write at once (SQLite serialises them with a busy timeout).
 """
 
@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,14 +66,19 @@ class MemoryStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as conn:
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        self._local = threading.local()
+        conn = self._connect()
+        for statement in _SCHEMA:
+            conn.execute(statement)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA busy_timeout=10000")
+        """This thread's connection (worker threads are reused; opening one per call cost more than a search)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA busy_timeout=10000")
+            self._local.conn = conn
         return conn
 
     def store(self, key: str, content: str, metadata: dict[str, Any]) -> bool:
@@ -98,29 +104,25 @@ class MemoryStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        finally:
-            conn.close()
 
     def search(self, query: str, top_k: int) -> list[Hit]:
         """Items with all the query's words first (cheap: a small intersection), then any of them."""
         if not fts_query(query):
             raise MemoryInputError("the query has no words to search for; pass some text")
         conn = self._connect()
-        try:
-            rows = self._ranked(conn, fts_query(query, "AND"), top_k)
-            if len(rows) < top_k:
-                seen = {r[0] for r in rows}
-                rows += [r for r in self._ranked(conn, fts_query(query, "OR"), top_k) if r[0] not in seen]
-        finally:
-            conn.close()
+        rows = self._ranked(conn, fts_query(query, "AND"), top_k)
+        if len(rows) < top_k:
+            seen = {r[0] for r in rows}
+            rows += [r for r in self._ranked(conn, fts_query(query, "OR"), top_k) if r[0] not in seen]
         return [Hit(k, c, json.loads(m), round(-r, 4), u) for k, c, m, r, u in rows[:top_k]]
 
     @staticmethod
     def _ranked(conn: sqlite3.Connection, match: str, limit: int) -> list[tuple]:
+        # Rank inside FTS5 first (its own top-k over `rank`), then fetch only the winners' rows.
         return conn.execute(
-            "SELECT i.key, i.content, i.metadata, bm25(items_fts) AS score, i.updated_at "
-            "FROM items_fts JOIN items i ON i.rowid = items_fts.rowid "
-            "WHERE items_fts MATCH ? ORDER BY score LIMIT ?",
+            "SELECT i.key, i.content, i.metadata, top.rank, i.updated_at FROM "
+            "(SELECT rowid, rank FROM items_fts WHERE items_fts MATCH ? ORDER BY rank LIMIT ?) AS top "
+            "JOIN items i ON i.rowid = top.rowid ORDER BY top.rank",
             (match, limit),
         ).fetchall()
 
@@ -137,17 +139,12 @@ class MemoryStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        finally:
-            conn.close()
 
     def list(self, limit: int) -> tuple[list[Hit], int]:
         conn = self._connect()
-        try:
-            total = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-            rows = conn.execute("SELECT key, content, metadata, updated_at FROM items ORDER BY updated_at DESC "
-                                "LIMIT ?", (limit,)).fetchall()  # fmt: skip
-        finally:
-            conn.close()
+        total = conn.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        rows = conn.execute("SELECT key, content, metadata, updated_at FROM items ORDER BY updated_at DESC "
+                            "LIMIT ?", (limit,)).fetchall()  # fmt: skip
         return [Hit(k, c, json.loads(m), 0.0, u) for k, c, m, u in rows], total
 
 
