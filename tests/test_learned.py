@@ -175,3 +175,32 @@ def test_train_then_eval_through_the_cli(tmp_path: Path) -> None:
     measured = result["pairs"]["analyzer"]["t"]
     assert measured["apgr"] == pytest.approx(0.75, abs=0.01)  # the separable data is routed perfectly
     assert result["pairs"]["random"]["t"]["apgr"] < measured["apgr"]
+
+
+@pytest.mark.anyio
+async def test_route_task_and_complete_say_they_used_the_learned_model(tmp_path: Path) -> None:
+    import os
+
+    from mcp.client import Client
+
+    from server.app import build_server
+    from server.runtime import open_runtime
+    from server.toolbox import NoTools
+    from tests.conftest import ALL_KEYS
+    from tests.fakes import providers as f
+
+    model = save(train(_categories(), _pairs()), tmp_path / "m.json.gz")
+    with f.FakeProviders() as fake:
+        extra = f'[routing]\nanalyzer = "learned"\nlearned_model = "{tmp_path / "m.json.gz"}"\n'
+        env = {**os.environ, **ALL_KEYS}
+        config = load_config(f.write_config(tmp_path, fake, extra=extra), env=env)
+        router = Router(Registry(config, env, local_runtime=lambda: False))
+        server = build_server(router, env=env, runtime_factory=lambda r: open_runtime(r, env, toolbox=NoTools()))
+        task = "Implement a ring buffer in Go with insert and delete."
+        async with Client(server) as client:
+            routed = (await client.call_tool("route_task", {"task": task})).structured_content
+            completed = (await client.call_tool("complete", {"task": task, "enable_tools": False})).structured_content
+    for route in (routed, completed["route"]):
+        assert route["analyzer"] == "learned" and route["category"] == "complex_coding"
+        assert route["reasons"][0].startswith(f"learned model {model.version}")
+    assert completed["response"] == "ok"
