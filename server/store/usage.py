@@ -1,7 +1,7 @@
-"""Usage rollups: per-hour (per-day for sessions) sums of the attempts ledger, kept in step with it.
+"""Usage rollups: per-hour (and per-day for sessions) sums of the attempts ledger, kept in step with it.
 
 `usage_rollup` holds, per time bucket and per dimension (all, model, provider, category, session, day), the
-sums a report needs. Buckets are UTC hours, except for sessions, which are many and get UTC days. Each
+sums a report needs. Buckets are UTC hours; sessions, which are many, also get UTC days (`GRAINS`). Each
 attempt updates the rollup in the same transaction that inserts it, so the two can never disagree. A
 report reads whole buckets from the rollup and only the cut buckets at the window's edges from the
 attempts themselves, with the same sums: the result is exactly what summing the raw rows would give.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
@@ -22,7 +22,15 @@ DAY = 86_400
 HOUR = 3_600
 _EPOCH = date(1970, 1, 1)
 DIMENSIONS = ("all", "model", "provider", "category", "session", "day")
-BUCKET_S = {"all": HOUR, "model": HOUR, "provider": HOUR, "category": HOUR, "session": DAY, "day": HOUR}
+# Bucket sizes per dimension, coarsest first. Sessions are many: whole days are read from day buckets
+# and only a window's edge days from hour buckets, so neither read is large.
+GRAINS: dict[str, tuple[int, ...]] = {"all": (HOUR,), "model": (HOUR,), "provider": (HOUR,), "category": (HOUR,),
+                                      "session": (DAY, HOUR), "day": (HOUR,)}  # fmt: skip
+
+
+def _rollup_dim(dim: str, size: int) -> str:
+    """The rollup rows' `dim` value: the dimension, suffixed with the bucket size when it is not the coarsest."""
+    return dim if size == GRAINS[dim][0] else f"{dim}/{size}"
 KEY_SQL = {
     "all": "''",
     "model": "model",
@@ -82,7 +90,7 @@ def _raw_sums(flag: str) -> str:
 CREATE = f"""
 CREATE TABLE usage_rollup (
     dim TEXT NOT NULL,
-    bucket INTEGER NOT NULL,           -- started_at // BUCKET_S[dim]: UTC hours (days for sessions) since 1970
+    bucket INTEGER NOT NULL,           -- started_at // bucket size (GRAINS): UTC hours or days since 1970
     key TEXT NOT NULL,
     price_table_version TEXT NOT NULL,
     {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _NAMES)},
@@ -140,7 +148,8 @@ def add_to_rollup(conn: sqlite3.Connection, row: dict[str, object]) -> None:
     for dim in DIMENSIONS:
         values = list(common)
         values[2] = row[FLAG[dim]]
-        batch.append((dim, int(started // BUCKET_S[dim]), keys[dim], row["price_table_version"], *values))
+        for size in GRAINS[dim]:
+            batch.append((_rollup_dim(dim, size), int(started // size), keys[dim], row["price_table_version"], *values))
     conn.executemany(_UPSERT, batch)
 
 
@@ -173,11 +182,12 @@ def rebuild(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE temp.first_flags")
     conn.execute("DELETE FROM usage_rollup")
     for dim in DIMENSIONS:
-        conn.execute(
-            f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
-            f"SELECT '{dim}', CAST(started_at / {BUCKET_S[dim]} AS INTEGER) AS b, {KEY_SQL[dim]} AS k, "
-            f"price_table_version, {_raw_sums(FLAG[dim])} FROM attempts GROUP BY b, k, price_table_version"
-        )
+        for size in GRAINS[dim]:
+            conn.execute(
+                f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
+                f"SELECT '{_rollup_dim(dim, size)}', CAST(started_at / {size} AS INTEGER) AS b, {KEY_SQL[dim]} AS k, "
+                f"price_table_version, {_raw_sums(FLAG[dim])} FROM attempts GROUP BY b, k, price_table_version"
+            )
 
 
 def window_sums(
@@ -197,24 +207,40 @@ def window_sums(
     if session_id is not None:
         take(_raw(conn, dim, since, until, session_id))
         return result
-    size = BUCKET_S[dim]
+    _collect(conn, dim, GRAINS[dim], since, until, take)
+    return result
+
+
+def _collect(
+    conn: sqlite3.Connection,
+    dim: str,
+    sizes: tuple[int, ...],
+    since: float | None,
+    until: float | None,
+    take: Callable[[Iterable[tuple]], None],
+) -> None:
+    """Whole buckets of the first size from the rollup; the cut edges from finer buckets, then raw rows."""
+    if not sizes:
+        take(_raw(conn, dim, since, until))
+        return
+    size, finer = sizes[0], sizes[1:]
     first = None if since is None else math.ceil(since / size)
     end = None if until is None else math.floor(until / size)
     if first is not None and end is not None and first >= end:
-        take(_raw(conn, dim, since, until))
-        return result
+        _collect(conn, dim, finer, since, until, take)
+        return
     clauses: list[str] = ["dim = ?"]
-    args: list[object] = [dim]
+    args: list[object] = [_rollup_dim(dim, size)]
     if first is not None:
         clauses.append("bucket >= ?")
         args.append(first)
         if since is not None and since < first * size:
-            take(_raw(conn, dim, since, first * size))
+            _collect(conn, dim, finer, since, first * size, take)
     if end is not None:
         clauses.append("bucket < ?")
         args.append(end)
         if until is not None and until > end * size:
-            take(_raw(conn, dim, end * size, until))
+            _collect(conn, dim, finer, end * size, until, take)
     take(
         conn.execute(
             f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in _NAMES)} FROM usage_rollup "
@@ -222,7 +248,6 @@ def window_sums(
             args,
         ).fetchall()
     )
-    return result
 
 
 def _raw(
