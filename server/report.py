@@ -31,6 +31,9 @@ from server.store.usage import Sums
 GroupBy = Literal["model", "provider", "category", "session", "day"]
 
 
+ACCURACY_SAMPLES = 2_000
+
+
 class Tokens(BaseModel):
     input: int = Field(description="All input tokens, cached included")
     cached_input: int
@@ -155,14 +158,15 @@ class ReportBuilder:
             if value is not None:
                 accuracy_where.append(clause)
                 args.append(value)
+        groups = _by_key(usage.window_sums(conn, query.group_by, *window))
         return {
             "totals": totals,
-            "groups": _by_key(usage.window_sums(conn, query.group_by, *window)),
-            "models": _by_key(usage.window_sums(conn, "model", *window)),
-            # The newest 10,000 comparable attempts: bounded work however large the ledger.
+            "groups": groups,
+            "models": groups if query.group_by == "model" else _by_key(usage.window_sums(conn, "model", *window)),
+            # The newest 2,000 comparable attempts: bounded work however large the ledger.
             "accuracy": conn.execute(
                 "SELECT input_tokens, estimated_input_tokens, output_tokens, estimated_output_tokens FROM attempts "
-                f"WHERE {' AND '.join(accuracy_where)} ORDER BY id DESC LIMIT 10000",
+                f"WHERE {' AND '.join(accuracy_where)} ORDER BY id DESC LIMIT {ACCURACY_SAMPLES}",
                 args,
             ).fetchall(),
         }

@@ -1,7 +1,7 @@
-"""Usage rollups: per-hour (and per-day for sessions) sums of the attempts ledger, kept in step with it.
+"""Usage rollups: per-day and per-hour (and per-week for sessions) sums of the attempts ledger.
 
 `usage_rollup` holds, per time bucket and per dimension (all, model, provider, category, session, day), the
-sums a report needs. Buckets are UTC hours; sessions, which are many, also get UTC days (`GRAINS`). Each
+sums a report needs, in UTC days and hours (sessions, which are many, also in weeks; see `GRAINS`). Each
 attempt updates the rollup in the same transaction that inserts it, so the two can never disagree. A
 report reads whole buckets from the rollup and only the cut buckets at the window's edges from the
 attempts themselves, with the same sums: the result is exactly what summing the raw rows would give.
@@ -22,10 +22,10 @@ DAY = 86_400
 HOUR = 3_600
 _EPOCH = date(1970, 1, 1)
 DIMENSIONS = ("all", "model", "provider", "category", "session", "day")
-# Bucket sizes per dimension, coarsest first. Sessions are many: whole days are read from day buckets
-# and only a window's edge days from hour buckets, so neither read is large.
-GRAINS: dict[str, tuple[int, ...]] = {"all": (HOUR,), "model": (HOUR,), "provider": (HOUR,), "category": (HOUR,),
-                                      "session": (DAY, HOUR), "day": (HOUR,)}  # fmt: skip
+WEEK = 7 * DAY
+# Bucket sizes per dimension, coarsest first: a window reads whole days (weeks for the many sessions)
+# from the coarse buckets and only its edges from finer ones, so no read is large.
+GRAINS: dict[str, tuple[int, ...]] = {dim: (DAY, HOUR) for dim in DIMENSIONS} | {"session": (WEEK, DAY, HOUR)}
 
 
 def _rollup_dim(dim: str, size: int) -> str:
