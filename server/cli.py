@@ -483,7 +483,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     started = clock.perf_counter()
     model = train(data.categories, data.pairs, epochs=max(1, args.epochs))
     path = args.out or learned_model_path(router.registry.config)
-    model = save(model, path)
+    try:
+        model = save(model, path)
+    except OSError as exc:
+        raise RouterError(f"cannot write the learned model to {path}: {exc.strerror or exc}; pass --out PATH") from None
     summary = {
         "path": str(path),
         "version": model.version,
