@@ -19,7 +19,7 @@ import math
 import random
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ MODEL_FILE = "learned_router.json.gz"
 # The cost preferences' quality targets: the share of the strong-weak quality gap each must recover.
 TARGET_PGR = {"balanced": 0.8, "cheapest": 0.5}
 _PRUNE = 1e-4
+_L2 = 1e-5
 
 
 class LearnedModelError(RouterError):
@@ -143,21 +144,16 @@ def fit_logistic(
     than the last ones on labels this noisy), with L2 on the touched weights."""
     weights: dict[int, float] = {}
     moments: dict[int, float] = {}  # sum of step * update: average = weights - moments / steps
-    order = list(range(len(vectors)))
-    rng = random.Random(seed)
-    rate, l2, step = 0.5, 1e-5, 1
-    for _ in range(epochs):
-        rng.shuffle(order)
-        for i in order:
-            vector = vectors[i]
-            error = _sigmoid(_dot(weights, vector)) - (1.0 if labels[i] else 0.0)
-            for key, value in vector.items():
-                w = weights.get(key, 0.0)
-                update = -rate * (error * value + l2 * w)
-                weights[key] = w + update
-                moments[key] = moments.get(key, 0.0) + step * update
-            step += 1
-        rate *= 0.7
+    step = 1
+    for step, i, rate in _schedule(len(vectors), epochs, seed, decay=0.7):
+        vector = vectors[i]
+        error = _sigmoid(_dot(weights, vector)) - (1.0 if labels[i] else 0.0)
+        for key, value in vector.items():
+            w = weights.get(key, 0.0)
+            update = -rate * (error * value + _L2 * w)
+            weights[key] = w + update
+            moments[key] = moments.get(key, 0.0) + step * update
+    step += 1
     averaged = {k: w - moments[k] / step for k, w in weights.items()}
     return {k: round(w, 5) for k, w in averaged.items() if abs(w) >= _PRUNE}
 
@@ -168,29 +164,37 @@ def fit_softmax(
     """Multinomial logistic regression by averaged SGD; weights per feature hold one value per class."""
     weights: dict[int, list[float]] = {}
     moments: dict[int, list[float]] = {}
-    order = list(range(len(vectors)))
+    step = 1
+    for step, i, rate in _schedule(len(vectors), epochs, seed, decay=0.8):
+        vector = vectors[i]
+        probabilities = _softmax(_class_logits(weights, vector, classes))
+        probabilities[labels[i]] -= 1.0  # gradient of the cross-entropy w.r.t. the logits
+        for key, value in vector.items():
+            row = weights.get(key)
+            if row is None:
+                row = weights[key] = [0.0] * classes
+                moments[key] = [0.0] * classes
+            moment = moments[key]
+            for c in range(classes):
+                update = -rate * (probabilities[c] * value + _L2 * row[c])
+                row[c] += update
+                moment[c] += step * update
+    step += 1
+    averaged = {k: [w - m / step for w, m in zip(row, moments[k], strict=True)] for k, row in weights.items()}
+    return {k: [round(w, 5) for w in row] for k, row in averaged.items() if max(map(abs, row)) >= _PRUNE}
+
+
+def _schedule(count: int, epochs: int, seed: int, *, decay: float) -> Iterator[tuple[int, int, float]]:
+    """(step, example index, learning rate) for `epochs` shuffled passes; the rate decays after each pass."""
+    order = list(range(count))
     rng = random.Random(seed)
-    rate, l2, step = 0.5, 1e-5, 1
+    rate, step = 0.5, 1
     for _ in range(epochs):
         rng.shuffle(order)
         for i in order:
-            vector = vectors[i]
-            probabilities = _softmax(_class_logits(weights, vector, classes))
-            probabilities[labels[i]] -= 1.0  # gradient of the cross-entropy w.r.t. the logits
-            for key, value in vector.items():
-                row = weights.get(key)
-                if row is None:
-                    row = weights[key] = [0.0] * classes
-                    moments[key] = [0.0] * classes
-                moment = moments[key]
-                for c in range(classes):
-                    update = -rate * (probabilities[c] * value + l2 * row[c])
-                    row[c] += update
-                    moment[c] += step * update
+            yield step, i, rate
             step += 1
-        rate *= 0.8
-    averaged = {k: [w - m / step for w, m in zip(row, moments[k], strict=True)] for k, row in weights.items()}
-    return {k: [round(w, 5) for w in row] for k, row in averaged.items() if max(map(abs, row)) >= _PRUNE}
+        rate *= decay
 
 
 def _dot(weights: dict[int, float], vector: SparseVector) -> float:
