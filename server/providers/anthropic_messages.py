@@ -12,6 +12,7 @@ from typing import Any
 
 import anthropic
 import httpx2
+from anthropic.types import Message as AnthropicMessage
 
 from server.messages import (
     ChatRequest,
@@ -56,7 +57,7 @@ def _blocks(message: Message) -> list[dict[str, Any]]:
 
 
 def to_wire(request: ChatRequest) -> dict[str, Any]:
-    """The keyword arguments of `messages.create` for this request."""
+    """The JSON body of a Messages request."""
     system = "\n\n".join(m.text for m in request.messages if m.role == "system" and m.text)
     turns: list[dict[str, Any]] = []
     for message in request.messages:
@@ -129,7 +130,10 @@ class AnthropicChatModel:
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         try:
-            message = await self._client.messages.create(**to_wire(request), timeout=request.timeout_s)
+            # Our body is already wire-shaped: skip `messages.create`'s TypedDict transform (see openai_chat).
+            message = await self._client.post(
+                "/v1/messages", body=to_wire(request), cast_to=AnthropicMessage, options={"timeout": request.timeout_s}
+            )
         except anthropic.AnthropicError as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
         except (httpx2.HTTPError, ValueError) as exc:
