@@ -11,11 +11,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 
 from server.assemble import build_messages, tool_names_for
 from server.budgets import BudgetGuard
 from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
+from server.errors import RouterError
 from server.messages import ToolSpec
 from server.report import BudgetLine, budget_lines
 from server.routing import InvalidTask, Router, RouteResult, to_result
@@ -110,8 +112,6 @@ class CompletionService:
         )
         analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
         route_result = to_result(analysis, route, options.preference)
-        if self.decisions is not None:
-            await self.decisions.record("complete", request.task, options, route_result, task_id)
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
         tools: tuple[ToolSpec, ...] = ()
         if request.enable_tools and analysis.requires_tools:
@@ -126,7 +126,16 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        outcome = await self.dispatcher.run(route.chain, job, progress)
+        failure: RouterError | None = None
+        async with anyio.create_task_group() as tg:
+            if self.decisions is not None:  # logged while the provider works, not before it starts
+                tg.start_soon(self.decisions.record, "complete", request.task, options, route_result, task_id)
+            try:
+                outcome = await self.dispatcher.run(route.chain, job, progress)
+            except RouterError as exc:  # raised as itself, not wrapped in the task group's ExceptionGroup
+                failure = exc
+        if failure is not None:
+            raise failure
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
