@@ -102,3 +102,13 @@ async def test_over_stdio(tmp_path: Path) -> None:
             found = await client.call_tool("memory_search", {"query": "milk"})
     assert found.structured_content["results"][0]["key"] == "x"
     assert (tmp_path / "stdio.db").exists()
+
+
+def test_a_distinctive_word_outranks_words_every_item_has(tmp_path: Path) -> None:
+    store = MemoryStore(tmp_path / "m.db", common_docs=3)
+    for i in range(6):
+        store.store(f"meeting-{i}", f"meeting notes number {i} about the weekly meeting", {})
+    store.store("zebra", "meeting notes: the zebra crossing on Elm street needs repainting", {})
+    hits = store.search("meeting zebra giraffe", top_k=4)  # no item has all three words
+    assert hits[0].key == "zebra"  # found through the distinctive word, before the common one is ranked
+    assert len(hits) == 4 and len({h.key for h in hits}) == 4  # then filled from the common word

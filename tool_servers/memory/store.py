@@ -63,8 +63,9 @@ def fts_query(text: str, operator: str = "OR") -> str:
 
 
 class MemoryStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, common_docs: int = 5_000) -> None:
         self.path = path
+        self.common_docs = common_docs
         path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         conn = self._connect()
@@ -106,15 +107,29 @@ class MemoryStore:
             raise
 
     def search(self, query: str, top_k: int) -> list[Hit]:
-        """Items with all the query's words first (cheap: a small intersection), then any of them."""
+        """Items with all the query's words first (cheap: a small intersection), then any of its distinctive
+        words, then any of its words at all."""
         if not fts_query(query):
             raise MemoryInputError("the query has no words to search for; pass some text")
         conn = self._connect()
         rows = self._ranked(conn, fts_query(query, "AND"), top_k)
-        if len(rows) < top_k:
+        words = fts_query(query).split(" OR ")
+        distinctive = [w for w in words if not self._common(conn, w)]
+        for relaxed in (distinctive, words):
+            if len(rows) >= top_k or not relaxed:
+                continue
             seen = {r[0] for r in rows}
-            rows += [r for r in self._ranked(conn, fts_query(query, "OR"), top_k) if r[0] not in seen]
+            rows += [r for r in self._ranked(conn, " OR ".join(relaxed), top_k) if r[0] not in seen]
         return [Hit(k, c, json.loads(m), round(-r, 4), u) for k, c, m, r, u in rows[:top_k]]
+
+    def _common(self, conn: sqlite3.Connection, word: str) -> bool:
+        """Whether a quoted word is in more than `common_docs` items: ranking every item that has a word that
+        common costs far more than it tells (its BM25 weight is near zero), so it is left for last."""
+        count = conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM items_fts WHERE items_fts MATCH ? LIMIT ?)",
+            (word, self.common_docs + 1),
+        ).fetchone()[0]
+        return bool(count > self.common_docs)
 
     @staticmethod
     def _ranked(conn: sqlite3.Connection, match: str, limit: int) -> list[tuple]:
