@@ -147,13 +147,14 @@ class StoreError(RouterError):
 class _Pending:
     """One queued write and, once its batch has committed, its result or error."""
 
-    __slots__ = ("done", "error", "fn", "value")
+    __slots__ = ("committed", "done", "error", "fn", "value")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
         self.done = anyio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self.committed = False
 
 
 class Database:
@@ -185,9 +186,19 @@ class Database:
                 with anyio.CancelScope(shield=True):  # others wait on this flush: it must finish
                     while self._queue:
                         batch, self._queue = self._queue, []
-                        await anyio.to_thread.run_sync(self._commit, batch, abandon_on_cancel=False)
-                        for item in batch:
-                            item.done.set()
+                        try:
+                            await anyio.to_thread.run_sync(self._commit, batch, abandon_on_cancel=False)
+                        finally:  # whatever happened, nobody waits forever
+                            for item in batch:
+                                if not item.committed and item.error is None:
+                                    item.error = StoreError("the write was interrupted before it was committed")
+                                item.done.set()
+            except BaseException:
+                for item in self._queue:  # queued behind a flush that died: fail them rather than strand them
+                    item.error = StoreError("the database writer stopped before this write")
+                    item.done.set()
+                self._queue = []
+                raise
             finally:
                 self._flushing = False
         await pending.done.wait()
@@ -210,6 +221,8 @@ class Database:
                         conn.execute("RELEASE write")
                         item.error = exc
                 conn.execute("COMMIT")
+                for item in batch:
+                    item.committed = item.error is None
             except Exception as exc:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
