@@ -211,15 +211,18 @@ class Database:
             conn = self._conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for item in batch:
-                    conn.execute("SAVEPOINT write")
-                    try:
-                        item.value = item.fn(conn)
-                        conn.execute("RELEASE write")
-                    except Exception as exc:  # this write only; the batch goes on
-                        conn.execute("ROLLBACK TO write")
-                        conn.execute("RELEASE write")
-                        item.error = exc
+                if len(batch) == 1:  # alone: the transaction is its savepoint
+                    batch[0].value = batch[0].fn(conn)
+                else:
+                    for item in batch:
+                        conn.execute("SAVEPOINT write")
+                        try:
+                            item.value = item.fn(conn)
+                            conn.execute("RELEASE write")
+                        except Exception as exc:  # this write only; the batch goes on
+                            conn.execute("ROLLBACK TO write")
+                            conn.execute("RELEASE write")
+                            item.error = exc
                 conn.execute("COMMIT")
                 for item in batch:
                     item.committed = item.error is None

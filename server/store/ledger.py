@@ -105,7 +105,8 @@ class Ledger:
         """Write the attempt and delete its budget reservations in one transaction."""
         def write(conn: sqlite3.Connection) -> None:
             insert_attempt(conn, record)
-            conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
+            if settle:
+                conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
 
         await self._db.write(write)
 
