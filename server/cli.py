@@ -132,8 +132,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "doctor",
         help="check the installation and say how to fix what is broken",
         description="Check the config, data dir, each provider (key present, never its value; local endpoints "
-        "reachable), the embedded model, and each tool sub-server. Exit code 1 when something the config needs "
-        "is broken.",
+        "reachable), the embedded model, the configured analyser, and each tool sub-server. Exit code 1 when "
+        "something the config needs is broken.",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
 

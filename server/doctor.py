@@ -20,6 +20,9 @@ from typing import Any, Literal
 import anyio
 import httpx2
 
+from server.analysis.analyzers import learned_model_path
+from server.analysis.learned import LearnedModelError
+from server.analysis.learned import load as load_learned
 from server.config import Config, load_config
 from server.errors import ConfigError
 from server.registry import Registry
@@ -52,6 +55,7 @@ async def run_checks(config_path: str | None, env: Mapping[str, str], *, probe_t
     checks += await _providers(config, registry, env, probe_timeout_s)
     checks.append(_local_model(registry))
     checks.append(_any_model(registry))
+    checks.append(_analyzer(config, registry))
     checks += await _tool_servers(config, env)
     return checks
 
@@ -141,6 +145,31 @@ def _any_model(registry: Registry) -> Check:
         return Check("models", "error", "no model can be called here",
                      "set a provider key (e.g. OPENAI_API_KEY) or pip install 'mcp-model-router[local]'")  # fmt: skip
     return Check("models", "ok", f"{len(available)} callable: {', '.join(available)}")
+
+
+def _analyzer(config: Config, registry: Registry) -> Check:
+    """The configured analyser can be used: a readable learned model, or a known, callable LLM."""
+    name = config.routing.analyzer
+    if name == "learned":
+        path = learned_model_path(config)
+        try:
+            model = load_learned(path)
+        except LearnedModelError as exc:
+            return Check("analyzer", "error", f"learned: {exc}", "run `model-router train FILE.jsonl`, or set "
+                         '[routing] analyzer = "local"')  # fmt: skip
+        parts = [p for p, on in (("categories", model.has_categories), ("strong_score", model.has_strong)) if on]
+        return Check("analyzer", "ok", f"learned model {model.version} at {path} ({', '.join(parts)})")
+    if name.startswith("llm:"):
+        model_id = name.removeprefix("llm:")
+        spec = registry.resolve(model_id)
+        if spec is None:
+            close = ", ".join(registry.close_matches(model_id)) or "see `model-router models`"
+            return Check("analyzer", "error", f"{name}: unknown model id", f"use a registry id (close: {close})")
+        availability = registry.availability(spec)
+        if not availability.available:
+            return Check("analyzer", "error", f"{name}: {availability.detail}", "set the key, or pick another model")
+        return Check("analyzer", "ok", f"{name} (falls back to the built-in rules on any failure)")
+    return Check("analyzer", "ok", "built-in rules")
 
 
 async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:

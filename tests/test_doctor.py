@@ -55,3 +55,10 @@ def test_invalid_config_is_reported_not_raised(tmp_path: Path) -> None:
     code, checks = _doctor(tmp_path, "[routing]\nmax_fallbacks = 9\n")
     assert code == 1 and checks[0]["name"] == "config" and checks[0]["status"] == "error"
     assert "routing.max_fallbacks" in checks[0]["detail"]
+
+
+def test_a_learned_analyzer_without_a_model_is_an_error_with_the_fix(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, '[routing]\nanalyzer = "learned"\n')
+    analyzer = _by_name(checks)["analyzer"]
+    assert code == 1 and analyzer["status"] == "error"
+    assert "no learned model at" in analyzer["detail"] and "model-router train" in analyzer["fix"]
