@@ -15,7 +15,7 @@ import anyio
 from pydantic import BaseModel, Field
 
 from server.assemble import build_messages, tool_names_for
-from server.budgets import BudgetGuard
+from server.budgets import BudgetGuard, BudgetState
 from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
 from server.errors import RouterError
 from server.messages import ToolSpec
@@ -103,12 +103,7 @@ class CompletionService:
             force_model=request.options.force_model,
             enable_tools=request.enable_tools,
             max_output_tokens=request.max_tokens,
-            budget=None if tightest is None else BudgetLeft(
-                tightest.name,
-                float(tightest.limit_usd),
-                float(tightest.spent_usd + tightest.reserved_usd),
-                float(tightest.remaining_usd),
-            ),
+            budget=_budget_left(tightest),
         )
         analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
         route_result = to_result(analysis, route, options.preference)
@@ -152,6 +147,14 @@ def _validate(request: CompleteRequest) -> None:
         raise InvalidTask(f"max_tokens must be between 1 and {MAX_OUTPUT_TOKENS:,}, got {request.max_tokens}")
     if request.system is not None and len(request.system) > MAX_SYSTEM_CHARS:
         raise InvalidTask(f"system is {len(request.system):,} characters; the limit is {MAX_SYSTEM_CHARS:,}")
+
+
+def _budget_left(state: BudgetState | None) -> BudgetLeft | None:
+    """What the selector needs of the tightest budget (spent includes what calls in flight hold)."""
+    if state is None:
+        return None
+    spent = state.spent_usd + state.reserved_usd
+    return BudgetLeft(state.name, float(state.limit_usd), float(spent), float(state.remaining_usd))
 
 
 def _result(

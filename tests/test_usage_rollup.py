@@ -88,9 +88,13 @@ async def test_report_through_the_rollup_equals_the_raw_rows(tmp_path: Path, reg
     for record in records:
         await ledger.record(record)
     builder = ReportBuilder(db, registry_all_keys)
-    windows = [(START + 0.3 * DAY, START + 3.7 * DAY), (START - DAY, START + 9 * DAY), (START + 1.2 * DAY,
-               START + 1.9 * DAY), (START + 2 * DAY - START % DAY, START + 4 * DAY - START % DAY),
-               (START - 9.5 * DAY, START + 12.25 * DAY)]  # fmt: skip  (the last one holds whole weeks)
+    windows = [
+        (START + 0.3 * DAY, START + 3.7 * DAY),
+        (START - DAY, START + 9 * DAY),
+        (START + 1.2 * DAY, START + 1.9 * DAY),
+        (START + 2 * DAY - START % DAY, START + 4 * DAY - START % DAY),
+        (START - 9.5 * DAY, START + 12.25 * DAY),
+    ]  # the last one holds whole weeks
     for since, until in windows:
         report = await builder.build(ReportQuery(since=since, until=until, group_by=group_by))  # type: ignore[arg-type]
         expected = _brute_force(records, group_by, since, until)

@@ -61,9 +61,7 @@ _COLUMNS = [
     "tools_called", "price_table_version",
 ]  # fmt: skip
 _FLAGS = list(usage.FLAG.values())
-_INSERT = (
-    f"INSERT INTO attempts ({', '.join(_COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in _COLUMNS + _FLAGS)})"
-)
+_INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in _COLUMNS + _FLAGS)})"
 
 
 def _values(record: AttemptRecord) -> dict[str, Any]:
@@ -103,6 +101,7 @@ class Ledger:
 
     async def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> None:
         """Write the attempt and delete its budget reservations in one transaction."""
+
         def write(conn: sqlite3.Connection) -> None:
             insert_attempt(conn, record)
             if settle:

@@ -31,6 +31,8 @@ GRAINS: dict[str, tuple[int, ...]] = {dim: (DAY, HOUR) for dim in DIMENSIONS} | 
 def _rollup_dim(dim: str, size: int) -> str:
     """The rollup rows' `dim` value: the dimension, suffixed with the bucket size when it is not the coarsest."""
     return dim if size == GRAINS[dim][0] else f"{dim}/{size}"
+
+
 KEY_SQL = {
     "all": "''",
     "model": "model",
