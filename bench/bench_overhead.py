@@ -97,7 +97,7 @@ async def main(total: int, rounds: int) -> None:
                 print(f"concurrency {concurrency:>2}, {rounds} x {n} requests per path, provider latency "
                       f"{LATENCY_S * 1000:.0f} ms")  # fmt: skip
                 print(f"  direct SDK : p50 {_pct(sdk, 0.5):7.2f} ms  p99 {_pct(sdk, 0.99):7.2f} ms")
-                print(f"  complete   : p50 {_pct(routed, .5):7.2f} ms  p99 {_pct(routed, .99):7.2f} ms")
+                print(f"  complete   : p50 {_pct(routed, 0.5):7.2f} ms  p99 {_pct(routed, 0.99):7.2f} ms")
                 print(f"  overhead   : p50 {_pct(routed, .5) - _pct(sdk, .5):+7.2f} ms  "
                       f"p99 {_pct(routed, .99) - _pct(sdk, .99):+7.2f} ms  throughput ratio median "
                       f"{statistics.median(ratios):.2f} (rounds: {', '.join(f'{r:.2f}' for r in ratios)}; "
