@@ -16,14 +16,16 @@ _SCAN_TAIL = 1000
 
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 NUMBER = re.compile(r"(?<![A-Za-z_])[-+]?\$?\d[\d,]*(?:\.\d+)?%?")
-NUMBER_WORD = re.compile(  # applied to lower-cased text
-    r"\b(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
-    r"thousand|million|twice|thrice|half|double|triple|dozen|quarter)\b"
-)
+NUMBER_WORDS = frozenset((
+    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "twenty",
+    "thirty", "forty", "fifty", "hundred", "thousand", "million", "twice", "thrice", "half", "double", "triple",
+    "dozen", "quarter",
+))  # fmt: skip
 _CODE_SCAN = 2_000  # code shows itself early; scanning further only costs time
 CODE_FENCE = re.compile(r"```")
 MATH_SYNTAX = re.compile(
-    r"\$[^$]+\$|\\frac|\\sqrt|\\pi|\\cdot|\\le|\\ge|\^\d|\b[a-z]\s*=\s*\d|[=<>]\s*-?\d|\d\s*[-+*/]\s*\d"
+    # Every branch starts with a literal or a class, so the engine skips ahead to candidate characters.
+    r"\$[^$]+\$|\\frac|\\sqrt|\\pi|\\cdot|\\le|\\ge|\^\d|[=<>]\s*-?\d|\d\s*[-+*/]\s*\d"
 )
 CHOICES = re.compile(r"(?:^|\n)\s*\(?[A-D][.)]\s", re.MULTILINE)
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
@@ -59,15 +61,24 @@ def _code_marks(text: str) -> int:
     return sum(text.count(token) for token in _CODE_TOKENS)
 
 
+def _number_words(words: list[str]) -> int:
+    count = sum(map(NUMBER_WORDS.__contains__, words))
+    for word in words:
+        if "-" in word:  # twenty-one
+            count += sum(map(NUMBER_WORDS.__contains__, word.split("-")))
+    return count
+
+
 def extract(text: str) -> Features:
     """Features of `text`; bounded work for any length."""
     sample = text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:] if len(text) > _SCAN_HEAD + _SCAN_TAIL else text
     scan = sample.lower()
+    words = WORD.findall(scan)
     return Features(
         chars=len(text),
-        words=len(WORD.findall(sample)) * max(1, len(text) // max(len(sample), 1)),
+        words=len(words) * max(1, len(text) // max(len(sample), 1)),
         lines=text.count("\n") + 1,
-        numbers=len(NUMBER.findall(sample)) + len(NUMBER_WORD.findall(scan)),
+        numbers=len(NUMBER.findall(sample)) + _number_words(words),
         sentences=max(1, len(re.findall(r"[.!?](?:\s|$)", sample))),
         code_fences=len(CODE_FENCE.findall(sample)) // 2,
         code_lines=_code_marks(sample[:_CODE_SCAN]),

@@ -12,8 +12,8 @@ import math
 import re
 
 from server.analysis.features import Features, estimate_tokens, extract
-from server.analysis.prefilter import prefixes_of, text_prefixes
-from server.analysis.rules import CUES
+from server.analysis.prefilter import PrefixIndex, prefixes_of
+from server.analysis.rules import CUES, WordRegex
 from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 
 ANALYZER_VERSION = "local-2"
@@ -44,7 +44,7 @@ _TOOL_HINTS = re.compile(
     r"\b(search|look up|browse|latest|current|today|run (it|this|the code)|execute|test(s|ed)? (it|them)|"
     r"unit tests?|remember|recall|fetch|download|url|https?://)\b"
 )
-_COMPLEX_HINTS = re.compile(
+_COMPLEX_HINTS = WordRegex(
     r"\b(distributed|concurren\w*|thread-?safe|scal\w+|production|architecture|multi-?(tier|step|file|part)|"
     r"comprehensive|complete (implementation|application|system)|end-to-end|optimi[sz]\w+|security|"
     r"trade-?offs?|rigorous|formal|justify|in depth|detailed|sliding window|consensus|fault-?toleran\w+)\b"
@@ -138,13 +138,14 @@ _TIE_ORDER = [
 # Each cue with the word prefixes one of which must occur for it to match (None: always try it).
 _CUES = [(category, pattern, points, prefixes_of(pattern.pattern)) for category, cues in CUES.items()
          for pattern, points in cues]  # fmt: skip
+_PREFIXES = PrefixIndex([needed for *_, needed in _CUES])
 
 
 def category_scores(f: Features) -> dict[Category, float]:
     scores = {c: 0.0 for c in Category}
-    present = text_prefixes(f.cue_text)
+    present = _PREFIXES.present(f.cue_text)
     for category, pattern, points, needed in _CUES:
-        if (needed is None or not needed.isdisjoint(present)) and pattern.search(f.cue_text):
+        if (needed is None or not needed.isdisjoint(present)) and pattern.search(f.cue_text, present):
             scores[category] += points
     tokens = f.chars // 4
     scores[Category.COMPLEX_CODING] += 1.5 * min(f.code_fences, 2) + 0.5 * min(f.code_lines, 6)
@@ -172,7 +173,7 @@ def _complexity(category: Category, f: Features) -> int:
         Category.CLASSIFICATION: 1, Category.EMBEDDING: 1,
     }[category]  # fmt: skip
     level = base
-    level += min(len(_COMPLEX_HINTS.findall(f.scan)), 2)
+    level += min(_COMPLEX_HINTS.count(f.scan), 2)
     if _MULTI_PART.search(f.scan):
         level += 1
     if category is Category.DEEP_REASONING and _PROOF.search(f.scan):
@@ -204,12 +205,12 @@ _PRIOR = {
 
 # Cues measured on public strong-vs-weak outcomes (RouteLLM's GPT-4 vs Mixtral results): questions that
 # need inference over a scenario or several quantities separate the models more than recall questions.
-_INFERENCE = re.compile(
+_INFERENCE = WordRegex(
     r"\b(if|then|therefore|because|would|most likely|best explains?|argument|logically|implies|assume|valid|"
     r"conclude|suppose)\b"
 )
-_QUANTITY_RELATION = re.compile(r"\b(times as|more than|less than|fewer|twice|half|percent|remaining|left over|rest)\b")
-_RECALL = re.compile(r"\b(who|name|which country|capital|when did|what year|known as|refers? to|called|defined as)\b")
+_QUANTITY_RELATION = WordRegex(r"\b(times as|more than|less than|fewer|twice|half|percent|remaining|left over|rest)\b")
+_RECALL = WordRegex(r"\b(who|name|which country|capital|when did|what year|known as|refers? to|called|defined as)\b")
 _CHOICE_START = re.compile(r"\n\s*\(?A[.)]\s")
 
 
@@ -224,6 +225,6 @@ def _strong_score(category: Category, complexity: int, f: Features) -> float:
     choices = _CHOICE_START.search(f.scan) if f.choices >= 3 else None
     stem = f.scan[: choices.start()] if choices else f.scan
     logit += 0.45 * math.log1p(len(stem) / 120) - 0.5
-    logit += 0.08 * min(len(_INFERENCE.findall(stem)), 4) + 0.05 * min(len(_QUANTITY_RELATION.findall(stem)), 5)
-    logit -= 0.08 * min(len(_RECALL.findall(stem)), 2)
+    logit += 0.08 * min(_INFERENCE.count(stem), 4) + 0.05 * min(_QUANTITY_RELATION.count(stem), 5)
+    logit -= 0.08 * min(_RECALL.count(stem), 2)
     return round(1 / (1 + math.exp(-logit)), 4)

@@ -9,6 +9,7 @@ have no usable literal prefix always run.
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 
 PREFIX_LEN = 4
@@ -102,9 +103,38 @@ def prefixes_of(pattern: str) -> frozenset[str] | None:
     return frozenset(found)
 
 
+class PrefixIndex:
+    """The word prefixes of a text that some cue can need, for a fixed set of cue prefilters.
+
+    Only prefix lengths that some cue uses are taken (C-level slicing over the distinct words), and word
+    pairs only where the first word starts one of the cues' two-word phrases: a fraction of the work of
+    taking every prefix of every word and word pair.
+    """
+
+    def __init__(self, needed: list[frozenset[str] | None]) -> None:
+        keys = frozenset().union(*(n for n in needed if n is not None))
+        words = [k for k in keys if " " not in k]
+        pairs = [k.split(" ", 1) for k in keys if " " in k]
+        self._word_cuts = [slice(0, n) for n in sorted({len(k) for k in words})]
+        self._heads = frozenset(first for first, _ in pairs)
+        self._pair_lengths = sorted({len(second) for _, second in pairs})
+
+    def present(self, text: str) -> set[str]:
+        words = _WORD.findall(text)
+        distinct = set(words)
+        keys: set[str] = set()
+        for cut in self._word_cuts:
+            keys.update(map(operator.itemgetter(cut), distinct))
+        if self._heads:
+            for first, second in itertools.pairwise(words):
+                if first in self._heads:
+                    keys.update(f"{first} {second[:n]}" for n in self._pair_lengths)
+        return keys
+
+
 def text_prefixes(text: str) -> set[str]:
     """Every prefix (up to PREFIX_LEN letters) of every word of `text`, and of every word pair
-    ("first-word second-word-prefix")."""
+    ("first-word second-word-prefix"): what `PrefixIndex.present` computes when every cue is possible."""
     words = _WORD.findall(text)
     keys = {word[:n] for word in set(words) for n in range(1, min(len(word), PREFIX_LEN) + 1)}
     for first, second in set(itertools.pairwise(words)):

@@ -9,12 +9,43 @@ import re
 
 from server.analysis.types import Category
 
+_WORD_CHAR = re.compile(r"\w")
+
+
+class WordRegex:
+    """A compiled pattern; one that is `\\b` then literal words is compiled without the `\\b`, which is
+    checked by hand at each candidate match instead.
+
+    A pattern that starts with literals lets the engine skip ahead to the characters that can begin a
+    match, about three times faster than testing a word boundary at every position.
+    """
+
+    __slots__ = ("_bounded", "_regex", "needed")
+
+    def __init__(self, pattern: str) -> None:
+        from server.analysis.prefilter import prefixes_of
+
+        self.needed = prefixes_of(pattern)  # word prefixes one of which any match starts with (None: unknown)
+        self._bounded = pattern.startswith("\\b") and self.needed is not None
+        self._regex = re.compile(pattern[2:] if self._bounded else pattern)
+
+    def _at_word_start(self, found: re.Match[str], text: str) -> bool:
+        start = found.start()
+        return not self._bounded or start == 0 or not _WORD_CHAR.match(text, start - 1)
+
+    def search(self, text: str) -> bool:
+        return any(self._at_word_start(found, text) for found in self._regex.finditer(text))
+
+    def count(self, text: str) -> int:
+        return sum(self._at_word_start(found, text) for found in self._regex.finditer(text))
+
 
 class Cue:
-    """A cue pattern, split so that branches anchored with `^` are tried at the start of the text only.
+    """A cue pattern split into its top-level branches, each tried only when its prefilter allows.
 
-    (A MULTILINE `^` makes the regex engine try every position of a long text; `match` tries one.)
-    Matched against lower-cased text, so no IGNORECASE: it would double the cost of every search.
+    Branches anchored with `^` are tried at the start of the text only (a MULTILINE `^` makes the regex
+    engine try every position of a long text; `match` tries one). Matched against lower-cased text, so no
+    IGNORECASE: it would double the cost of every search.
     """
 
     __slots__ = ("_anchored", "_floating", "pattern")
@@ -25,14 +56,18 @@ class Cue:
         self.pattern = pattern
         branches = _split_top(pattern)
         anchored = [b[1:] for b in branches if b.startswith("^")]
-        floating = [b for b in branches if not b.startswith("^")]
         self._anchored = re.compile("|".join(f"(?:{b})" for b in anchored)) if anchored else None
-        self._floating = re.compile("|".join(f"(?:{b})" for b in floating)) if floating else None
+        self._floating = [WordRegex(b) for b in branches if not b.startswith("^")]
 
-    def search(self, text: str) -> bool:
+    def search(self, text: str, present: set[str] | None = None) -> bool:
+        """Whether the cue matches `text`; `present` (the text's word prefixes) skips impossible branches."""
         if self._anchored is not None and self._anchored.match(text):
             return True
-        return self._floating is not None and self._floating.search(text) is not None
+        return any(
+            branch.search(text)
+            for branch in self._floating
+            if present is None or branch.needed is None or not branch.needed.isdisjoint(present)
+        )
 
 
 def _cue(pattern: str) -> Cue:
