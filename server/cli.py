@@ -222,7 +222,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     server = build_server(_load_router(args))
     if args.transport == "stdio":
-        server.run("stdio")
+        from server.stdio_wire import serve_stdio
+
+        serve_stdio(server)
         return 0
     from server.http_service import TOKEN_ENV, serve_http
 

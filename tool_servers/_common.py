@@ -8,6 +8,8 @@ import sys
 
 from mcp.server.mcpserver import MCPServer
 
+from server.stdio_wire import serve_stdio
+
 
 def run_stdio(server: MCPServer) -> None:
     logging.basicConfig(
@@ -15,4 +17,4 @@ def run_stdio(server: MCPServer) -> None:
         level=os.environ.get("TOOL_SERVER_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    server.run("stdio")
+    serve_stdio(server)
