@@ -10,9 +10,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
+import anyio
 import httpx2
 
 from server.analysis.llm import LlmAnalyzer
+from server.background import Background
 from server.budgets import BudgetGuard
 from server.completion import CompletionService
 from server.config import Config, fingerprint
@@ -41,6 +43,7 @@ class Runtime:
     budget: BudgetGuard
     reports: ReportBuilder
     decisions: DecisionLog
+    background: Background
 
 
 @asynccontextmanager
@@ -84,6 +87,8 @@ async def open_runtime(
     if isinstance(router.analyzer, LlmAnalyzer):
         _connect_llm_analyzer(router.analyzer, registry, pool, ledger)
     dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget)
+    # Entered last, so left first: spawned writes finish before the database closes.
+    background = Background(await stack.enter_async_context(anyio.create_task_group()))
     try:
         yield Runtime(
             config=config,
@@ -96,6 +101,7 @@ async def open_runtime(
             budget=budget,
             reports=ReportBuilder(database, registry, budget),
             decisions=decisions,
+            background=background,
         )
     finally:
         await stack.aclose()
