@@ -14,9 +14,11 @@ Responses are scripted per API model id; every request is logged for assertions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import socket
+import sys
 import threading
 import time
 from collections import defaultdict, deque
@@ -275,3 +277,30 @@ def write_config(tmp_path: Path, fake: FakeProviders, *, timeout_s: float = 3.0,
     path = tmp_path / "router.toml"
     path.write_text("\n".join(lines) + "\n" + extra)
     return path
+
+
+def main() -> None:
+    """Serve the fakes in their own process (benchmarks: the fake's CPU must not share the router's GIL).
+
+    Prints `port N` on stdout once listening; every request is answered with "ok" after `--delay-ms`.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0] if main.__doc__ else None)
+    parser.add_argument("--delay-ms", type=float, default=50.0, help="latency of every answer (default 50)")
+    args = parser.parse_args()
+    with FakeProviders() as fake:
+        fake.default = text("ok", prompt=20, completion=2, delay_s=args.delay_ms / 1000)
+        fake.requests = _Discard()  # a long benchmark must not grow the request log
+        print(f"port {fake.port}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.stdin.read()  # until the parent closes our stdin
+
+
+class _Discard(list):  # type: ignore[type-arg]
+    def append(self, _: object) -> None:
+        pass
+
+
+if __name__ == "__main__":
+    main()
