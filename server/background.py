@@ -1,14 +1,15 @@
-"""Work a reply need not wait for (audit rows), finished before the runtime closes.
+"""Work a reply need not wait for (audit and ledger rows already queued), finished before the runtime closes.
 
-`Background.spawn` runs a coroutine in the runtime's task group, shielded from cancellation so that a
+`Background.spawn` awaits an awaitable in the runtime's task group, shielded from cancellation so that a
 shutdown cannot cut it in half; a failure is logged to stderr and never reaches the caller that spawned it.
 Leaving the task group waits for everything spawned, which is why the database closes after it.
+`settle` is what callers use: hand the work to a `Background` when there is one, else await it here.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import anyio
@@ -21,13 +22,22 @@ class Background:
     def __init__(self, group: TaskGroup) -> None:
         self._group = group
 
-    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any, what: str) -> None:
-        self._group.start_soon(self._run, fn, args, what)
+    def spawn(self, work: Awaitable[Any], *, what: str) -> None:
+        self._group.start_soon(self._run, work, what)
 
     @staticmethod
-    async def _run(fn: Callable[..., Awaitable[Any]], args: tuple[Any, ...], what: str) -> None:
+    async def _run(work: Awaitable[Any], what: str) -> None:
         with anyio.CancelScope(shield=True):
             try:
-                await fn(*args)
+                await work
             except Exception:
                 log.exception("background work failed: %s", what)
+
+
+async def settle(work: Awaitable[Any], background: Background | None, *, what: str) -> None:
+    """Give `work` to `background`, or (with none) await it here, shielded so a cancelled caller still finishes it."""
+    if background is not None:
+        background.spawn(work, what=what)
+        return
+    with anyio.CancelScope(shield=True):
+        await work

@@ -11,13 +11,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from pydantic import BaseModel, Field
 
 from server.assemble import build_messages, tool_names_for
+from server.background import settle
 from server.budgets import BudgetGuard, BudgetState
 from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
-from server.errors import RouterError
 from server.messages import ToolSpec
 from server.report import BudgetLine, budget_lines
 from server.routing import InvalidTask, Router, RouteResult, to_result
@@ -121,16 +120,15 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        failure: RouterError | None = None
-        async with anyio.create_task_group() as tg:
-            if self.decisions is not None:  # logged while the provider works, not before it starts
-                tg.start_soon(self.decisions.record, "complete", request.task, options, route_result, task_id)
-            try:
-                outcome = await self.dispatcher.run(route.chain, job, progress)
-            except RouterError as exc:  # raised as itself, not wrapped in the task group's ExceptionGroup
-                failure = exc
-        if failure is not None:
-            raise failure
+        # Queued now; committed with the attempt rows (or in the background) while the provider works.
+        decision = (
+            self.decisions.record("complete", request.task, options, route_result, task_id) if self.decisions else None
+        )
+        try:
+            outcome = await self.dispatcher.run(route.chain, job, progress)
+        finally:
+            if decision is not None:
+                await settle(decision, self.dispatcher.background, what="decision row")
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)

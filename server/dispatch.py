@@ -21,6 +21,7 @@ from typing import Protocol
 
 import anyio
 
+from server.background import Background, settle
 from server.budgets import BudgetExceeded, BudgetGuard
 from server.config import ModelConfig
 from server.errors import (
@@ -169,6 +170,7 @@ class Dispatcher:
         limits: Limits | None = None,
         *,
         budget: BudgetGuard | None = None,
+        background: Background | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -178,6 +180,7 @@ class Dispatcher:
         self.ledger = ledger
         self.limits = limits or Limits()
         self.budget = budget
+        self.background = background
         self._sleep = sleep
         self._jitter = jitter
         self._unreachable_until: dict[str, float] = {}
@@ -414,8 +417,9 @@ class Dispatcher:
             tool_rounds=state.tool_rounds,
             tools_called=tuple(state.tools_called),
         )
-        with anyio.CancelScope(shield=True):  # a cancelled call still leaves its (whole) row
-            await self.ledger.record(record, settle=tuple(state.reservations))
+        # Queued at once, so even a cancelled call leaves its (whole) row; committed in the background when
+        # the runtime has one: the answer need not wait for the commit, and reads see the row regardless.
+        await settle(self.ledger.record(record, settle=tuple(state.reservations)), self.background, what="ledger row")
         return AttemptInfo(model.id, model.provider, outcome, error_type, message, latency_ms, usage, cost)
 
 

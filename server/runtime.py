@@ -86,9 +86,9 @@ async def open_runtime(
     )
     if isinstance(router.analyzer, LlmAnalyzer):
         _connect_llm_analyzer(router.analyzer, registry, pool, ledger)
-    dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget)
-    # Entered last, so left first: spawned writes finish before the database closes.
+    # Entered last, so left first: spawned writes finish before the sub-servers stop and the database closes.
     background = Background(await stack.enter_async_context(anyio.create_task_group()))
+    dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget, background=background)
     try:
         yield Runtime(
             config=config,

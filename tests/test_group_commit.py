@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import anyio
@@ -30,4 +31,31 @@ async def test_concurrent_writes_all_commit_and_a_failing_one_fails_alone(tmp_pa
     rows = db.run_sync(lambda c: [n for (n,) in c.execute("SELECT n FROM t ORDER BY n")])
     assert rows == list(range(200)) and len(errors) == 1
     assert await db.write(lambda c: 42) == 42  # the writer keeps working; values come back
+    db.close()
+
+
+async def test_appended_rows_share_one_call_and_a_bad_row_fails_alone(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    db.run_sync(lambda c: c.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    calls: list[int] = []
+
+    class Rows:
+        def write_rows(self, conn: sqlite3.Connection, rows: Sequence[int]) -> None:
+            calls.append(len(rows))
+            conn.executemany("INSERT INTO t (n) VALUES (?)", [(n,) for n in rows])
+
+    rows, failed = Rows(), []
+
+    async def put(n: int) -> None:
+        try:
+            await db.append(rows, n)
+        except sqlite3.IntegrityError:
+            failed.append(n)
+
+    async with anyio.create_task_group() as tg:
+        for n in [*range(300), 150]:  # 150 twice: one of them fails, every other row lands
+            tg.start_soon(put, n)
+    assert db.run_sync(lambda c: [n for (n,) in c.execute("SELECT n FROM t ORDER BY n")]) == list(range(300))
+    assert failed == [150]
+    assert max(calls) > 1  # rows really were written together
     db.close()

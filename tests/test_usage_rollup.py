@@ -141,3 +141,30 @@ async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, reg
     again = await builder.build(ReportQuery(since=None, until=None, group_by="model"))
     assert again.totals.attempts == len(records) + 1
     db.close()
+
+
+async def test_batched_writes_give_the_rollup_and_flags_a_rebuild_gives(tmp_path: Path) -> None:
+    """Concurrent records share group-commit batches (a task's attempts often in one): the per-batch summing
+    and first-attempt flags must equal recomputing everything from the raw rows."""
+    import anyio
+
+    from server.store import usage
+
+    db = open_database(tmp_path)
+    ledger = Ledger(db)
+    async with anyio.create_task_group() as tg:
+        for record in _records(300, seed=11):  # started in order, so each task's attempts queue in order
+            tg.start_soon(ledger.record, record)
+
+    def snapshot(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple]]:
+        rollup = conn.execute("SELECT * FROM usage_rollup ORDER BY dim, bucket, key, price_table_version").fetchall()
+        flags = conn.execute(
+            "SELECT id, new_task, new_model, new_provider, new_category, new_session, new_day FROM attempts ORDER BY id"
+        ).fetchall()
+        return rollup, flags
+
+    written = db.run_sync(snapshot)
+    db.run_sync(usage.rebuild)
+    assert db.run_sync(snapshot) == written
+    assert sum(flags[1] for flags in written[1]) == 300  # one new task per task
+    db.close()

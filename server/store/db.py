@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import anyio.to_thread
 
@@ -19,6 +19,7 @@ from server.errors import RouterError
 from server.store import usage
 
 T = TypeVar("T")
+R = TypeVar("R", contravariant=True)
 DB_FILENAME = "router.sqlite3"
 
 
@@ -144,17 +145,35 @@ class StoreError(RouterError):
     """The database cannot be opened or is from a newer version of model-router."""
 
 
+class Appender(Protocol[R]):
+    """Rows of one kind (ledger attempts, decisions) that a batch writes together, a few statements for all."""
+
+    def write_rows(self, conn: sqlite3.Connection, rows: Sequence[R]) -> None: ...
+
+
 class _Pending:
-    """One queued write and, once its batch has committed, its result or error."""
+    """One queued write (a function, or a row for an appender) and, once committed, its result or error."""
 
-    __slots__ = ("committed", "done", "error", "fn", "value")
+    __slots__ = ("appender", "committed", "done", "error", "fn", "row", "value")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(
+        self, fn: Callable[[sqlite3.Connection], Any] | None, appender: Appender[Any] | None = None, row: Any = None
+    ) -> None:
         self.fn = fn
+        self.appender = appender
+        self.row = row
         self.done = anyio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
         self.committed = False
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        assert self.fn is not None
+        self.value = self.fn(conn)
+
+    def write_row(self, conn: sqlite3.Connection) -> None:
+        assert self.appender is not None
+        self.appender.write_rows(conn, [self.row])
 
 
 class Database:
@@ -168,7 +187,12 @@ class Database:
         self._flushing = False
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway."""
+        """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway.
+
+        Writes queued before this call are committed first, so a read sees every row already appended.
+        """
+        if self._queue:
+            await self._submit(_Pending(_nothing))
         return await anyio.to_thread.run_sync(self.run_sync, fn, abandon_on_cancel=False)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -178,9 +202,26 @@ class Database:
         a write that raises is rolled back alone and its error raised to its caller. Under concurrency this
         turns many commits and thread hops into one; alone, it costs what `run` does.
         """
-        pending = _Pending(fn)
+        return cast(T, await self._submit(_Pending(fn)))
+
+    def append(self, appender: Appender[R], row: R) -> Awaitable[None]:
+        """Queue `row` for `appender` now; await the result for its commit (its error, if it fails).
+
+        Queued rows are visible to every later `run`, whether or not anyone awaits them yet, so a caller may
+        hand the awaitable to a background task and answer at once. Rows for the same appender that share a
+        batch are written by one `write_rows` call (one statement per table instead of one per row); if that
+        fails, each row is retried alone, so only a bad row fails.
+        """
+        pending = _Pending(None, appender, row)
         self._queue.append(pending)
-        if not self._flushing:
+        return self._complete(pending)
+
+    async def _submit(self, pending: _Pending) -> Any:
+        self._queue.append(pending)
+        return await self._complete(pending)
+
+    async def _complete(self, pending: _Pending) -> Any:
+        if not self._flushing and not pending.done.is_set():
             self._flushing = True
             try:
                 with anyio.CancelScope(shield=True):  # others wait on this flush: it must finish
@@ -204,25 +245,24 @@ class Database:
         await pending.done.wait()
         if pending.error is not None:
             raise pending.error
-        return cast(T, pending.value)
+        return pending.value
 
     def _commit(self, batch: list[_Pending]) -> None:
         with self._lock:
             conn = self._conn
+            isolate = len(batch) > 1  # alone, the transaction is the write's savepoint
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                if len(batch) == 1:  # alone: the transaction is its savepoint
-                    batch[0].value = batch[0].fn(conn)
-                else:
-                    for item in batch:
-                        conn.execute("SAVEPOINT write")
-                        try:
-                            item.value = item.fn(conn)
-                            conn.execute("RELEASE write")
-                        except Exception as exc:  # this write only; the batch goes on
-                            conn.execute("ROLLBACK TO write")
-                            conn.execute("RELEASE write")
-                            item.error = exc
+                groups: dict[int, list[_Pending]] = {}
+                for item in batch:
+                    if item.appender is not None:
+                        groups.setdefault(id(item.appender), []).append(item)
+                    elif isolate:
+                        _in_savepoint(conn, [item], item.run)
+                    else:
+                        item.run(conn)
+                for items in groups.values():
+                    _append_rows(conn, items, isolate)
                 conn.execute("COMMIT")
                 for item in batch:
                     item.committed = item.error is None
@@ -239,6 +279,36 @@ class Database:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _nothing(_: sqlite3.Connection) -> None:
+    return None
+
+
+def _in_savepoint(conn: sqlite3.Connection, items: list[_Pending], work: Callable[[sqlite3.Connection], Any]) -> bool:
+    """Run `work` in a savepoint; on failure roll it back and give the error to every item. True if it worked."""
+    conn.execute("SAVEPOINT write")
+    try:
+        work(conn)
+        conn.execute("RELEASE write")
+        return True
+    except Exception as exc:
+        conn.execute("ROLLBACK TO write")
+        conn.execute("RELEASE write")
+        for item in items:
+            item.error = exc
+        return False
+
+
+def _append_rows(conn: sqlite3.Connection, items: list[_Pending], isolate: bool) -> None:
+    appender = cast(Appender[Any], items[0].appender)
+    rows = [item.row for item in items]
+    if not isolate:
+        appender.write_rows(conn, rows)
+    elif not _in_savepoint(conn, items, lambda c: appender.write_rows(c, rows)) and len(items) > 1:
+        for item in items:  # find the bad row(s): the others still land
+            item.error = None
+            _in_savepoint(conn, [item], item.write_row)
 
 
 def _connect(path: Path) -> sqlite3.Connection:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import sqlite3
 import time
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 from server.routing import RouteResult
@@ -36,29 +37,36 @@ def options_json(options: RouteOptions) -> str:
     )
 
 
+_INSERT = (
+    "INSERT INTO decisions (at, kind, task_id, task_sha256, task_chars, options, analyzer_version, "
+    "config_fingerprint, price_table_version, category, complexity, strong_score, primary_model, "
+    "fallback_models, estimated_cost_usd, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
+
+
+class _DecisionRows:
+    def write_rows(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
+        conn.executemany(_INSERT, rows)
+
+
 class DecisionLog:
     """Append decisions; list the latest."""
 
     def __init__(self, db: Database, *, analyzer_version: str, config_fingerprint: str, price_table_version: str):
         self._db = db
+        self._rows = _DecisionRows()
         self._versions = (analyzer_version, config_fingerprint, price_table_version)
 
-    async def record(self, kind: str, task: str, options: RouteOptions, route: RouteResult, task_id: str | None = None):
+    def record(
+        self, kind: str, task: str, options: RouteOptions, route: RouteResult, task_id: str | None = None
+    ) -> Awaitable[None]:
+        """Queue the decision row now (later reads see it); await the result for its commit."""
         row = (
             time.time(), kind, task_id, task_digest(task), len(task), options_json(options), *self._versions,
             route.category, route.complexity, route.strong_score, route.primary_model,
             json.dumps(route.fallback_models), route.estimated_cost_usd, json.dumps(route.reasons),
         )  # fmt: skip
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO decisions (at, kind, task_id, task_sha256, task_chars, options, analyzer_version, "
-                "config_fingerprint, price_table_version, category, complexity, strong_score, primary_model, "
-                "fallback_models, estimated_cost_usd, reasons) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-
-        await self._db.write(write)
+        return self._db.append(self._rows, row)
 
     async def latest(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
@@ -71,12 +71,22 @@ def _values(record: AttemptRecord) -> dict[str, Any]:
     return values
 
 
-def insert_attempt(conn: sqlite3.Connection, record: AttemptRecord) -> None:
-    """Insert one attempt and add it to the usage rollup; the caller owns the transaction."""
-    values = _values(record)
-    values.update(usage.first_flags(conn, values))
-    conn.execute(_INSERT, [values[c] for c in _COLUMNS + _FLAGS])
-    usage.add_to_rollup(conn, values)
+def insert_attempts(conn: sqlite3.Connection, records: Sequence[AttemptRecord]) -> None:
+    """Insert attempts and add them to the usage rollup; the caller owns the transaction."""
+    rows = [_values(record) for record in records]
+    usage.set_first_flags(conn, rows)
+    conn.executemany(_INSERT, [[row[c] for c in _COLUMNS + _FLAGS] for row in rows])
+    usage.add_to_rollup(conn, rows)
+
+
+class _AttemptRows:
+    """The ledger's appender: a batch's attempts in a few statements, their reservations settled with them."""
+
+    def write_rows(self, conn: sqlite3.Connection, rows: Sequence[tuple[AttemptRecord, tuple[int, ...]]]) -> None:
+        insert_attempts(conn, [record for record, _ in rows])
+        settled = [(reservation,) for _, settle in rows for reservation in settle]
+        if settled:
+            conn.executemany("DELETE FROM reservations WHERE id = ?", settled)
 
 
 def import_attempts(conn: sqlite3.Connection, records: Iterable[AttemptRecord]) -> None:
@@ -98,16 +108,11 @@ class Ledger:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._rows = _AttemptRows()
 
-    async def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> None:
-        """Write the attempt and delete its budget reservations in one transaction."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            insert_attempt(conn, record)
-            if settle:
-                conn.executemany("DELETE FROM reservations WHERE id = ?", [(r,) for r in settle])
-
-        await self._db.write(write)
+    def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> Awaitable[None]:
+        """Queue the attempt and the deletion of its budget reservations (one transaction); await to commit."""
+        return self._db.append(self._rows, (record, settle))
 
     async def attempts(self, task_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:

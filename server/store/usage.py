@@ -13,8 +13,9 @@ each attempt): a task that tried two models counts as a call for each model but 
 from __future__ import annotations
 
 import math
+import operator
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import date, timedelta
 
@@ -112,47 +113,72 @@ def add_attempt_columns(conn: sqlite3.Connection) -> None:
         conn.execute(f"ALTER TABLE attempts ADD COLUMN {flag} INTEGER NOT NULL DEFAULT 0")
 
 
-def first_flags(conn: sqlite3.Connection, row: dict[str, object]) -> dict[str, int]:
-    """Which groups this attempt is its task's first in (read before inserting it)."""
-    earlier = conn.execute(
-        "SELECT model, provider, COALESCE(category, '(none)'), COALESCE(session_id, '(no session)'), "
-        "CAST(started_at / 86400 AS INTEGER) FROM attempts WHERE task_id = ?",
-        (row["task_id"],),
-    ).fetchall()
-    mine = (row["model"], row["provider"], row["category"] or "(none)", row["session_id"] or "(no session)",
-            int(float(row["started_at"]) // DAY))  # type: ignore[arg-type]  # fmt: skip
-    flags = {"new_task": int(not earlier)}
-    for index, name in enumerate(("new_model", "new_provider", "new_category", "new_session", "new_day")):
-        flags[name] = int(all(previous[index] != mine[index] for previous in earlier))
-    return flags
+_GROUP_COLUMNS = (
+    "model, provider, COALESCE(category, '(none)'), COALESCE(session_id, '(no session)'), "
+    "CAST(started_at / 86400 AS INTEGER)"
+)
+_CHUNK = 500  # bound parameters per IN (...) query
 
 
-def add_to_rollup(conn: sqlite3.Connection, row: dict[str, object]) -> None:
-    """Add one inserted attempt (its column values, flags included) to every dimension's bucket sums."""
+def set_first_flags(conn: sqlite3.Connection, rows: list[dict[str, object]]) -> None:
+    """Set each row's `new_*` flags: whether it is its task's first attempt in each group.
+
+    Read before the rows are inserted; rows earlier in `rows` count as earlier attempts.
+    """
+    task_ids = list({row["task_id"] for row in rows})
+    earlier: dict[object, list[tuple[object, ...]]] = {task_id: [] for task_id in task_ids}
+    for at in range(0, len(task_ids), _CHUNK):
+        chunk = task_ids[at : at + _CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        for task_id, *group in conn.execute(
+            f"SELECT task_id, {_GROUP_COLUMNS} FROM attempts WHERE task_id IN ({marks})", chunk
+        ):
+            earlier[task_id].append(tuple(group))
+    for row in rows:
+        mine = (row["model"], row["provider"], row["category"] or "(none)", row["session_id"] or "(no session)",
+                int(float(row["started_at"]) // DAY))  # type: ignore[arg-type]  # fmt: skip
+        seen = earlier[row["task_id"]]
+        row["new_task"] = int(not seen)
+        for index, name in enumerate(("new_model", "new_provider", "new_category", "new_session", "new_day")):
+            row[name] = int(all(previous[index] != mine[index] for previous in seen))
+        seen.append(mine)
+
+
+def add_to_rollup(conn: sqlite3.Connection, rows: Iterable[dict[str, object]]) -> None:
+    """Add inserted attempts (their column values, flags included) to every dimension's bucket sums.
+
+    Rows landing in the same bucket are summed here first, so a batch costs one upsert per bucket touched.
+    """
+    sums: dict[tuple[object, ...], list[int]] = {}
+    for row in rows:
+        for key, values in _rollup_entries(row):
+            total = sums.get(key)
+            sums[key] = values if total is None else list(map(operator.add, total, values))
+    conn.executemany(_UPSERT, [(*key, *values) for key, values in sums.items()])
+
+
+def _rollup_entries(row: dict[str, object]) -> Iterator[tuple[tuple[object, ...], list[int]]]:
     cost = row["cost_pusd"]
     priced = cost is not None
     started = float(row["started_at"])  # type: ignore[arg-type]
-    day = int(started // DAY)
     keys = {
         "all": "",
         "model": row["model"],
         "provider": row["provider"],
         "category": row["category"] or "(none)",
         "session": row["session_id"] or "(no session)",
-        "day": _iso_day(day),
+        "day": _iso_day(int(started // DAY)),
     }
     inp, cached, out = row["input_tokens"], row["cached_input_tokens"], row["output_tokens"]
     ok = row["outcome"] == "ok"
     common = [1, int(not ok), 0, int(ok), inp, cached, out, row["reasoning_tokens"], cost or 0, int(priced),
               inp if priced else 0, cached if priced else 0, out if priced else 0, 0 if priced else inp,
               0 if priced else out]  # fmt: skip
-    batch = []
     for dim in DIMENSIONS:
         values = list(common)
         values[2] = row[FLAG[dim]]
         for size in GRAINS[dim]:
-            batch.append((_rollup_dim(dim, size), int(started // size), keys[dim], row["price_table_version"], *values))
-    conn.executemany(_UPSERT, batch)
+            yield (_rollup_dim(dim, size), int(started // size), keys[dim], row["price_table_version"]), values  # type: ignore[misc]
 
 
 def _iso_day(day: int) -> str:
