@@ -59,3 +59,17 @@ async def test_appended_rows_share_one_call_and_a_bad_row_fails_alone(tmp_path: 
     assert failed == [150]
     assert max(calls) > 1  # rows really were written together
     db.close()
+
+
+async def test_a_read_sees_rows_queued_before_it_even_if_nobody_awaited_them_yet(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    db.run_sync(lambda c: c.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+
+    class Rows:
+        def write_rows(self, conn: sqlite3.Connection, rows: Sequence[int]) -> None:
+            conn.executemany("INSERT INTO t (n) VALUES (?)", [(n,) for n in rows])
+
+    committed = db.append(Rows(), 5)  # handed to a background task in real use; not awaited yet
+    assert await db.run(lambda c: c.execute("SELECT n FROM t").fetchall()) == [(5,)]
+    await committed  # already committed: returns at once
+    db.close()
