@@ -12,7 +12,7 @@ import math
 import re
 
 from server.analysis.features import Features, estimate_tokens, extract
-from server.analysis.prefilter import PrefixIndex, prefixes_of
+from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
 from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 
@@ -135,18 +135,42 @@ _TIE_ORDER = [
 ]  # fmt: skip
 
 
-# Each cue with the word prefixes one of which must occur for it to match (None: always try it).
-_CUES = [(category, pattern, points, prefixes_of(pattern.pattern)) for category, cues in CUES.items()
-         for pattern, points in cues]  # fmt: skip
-_PREFIXES = PrefixIndex([needed for *_, needed in _CUES])
+# Every cue branch, and an index from each word prefix to the branches that need it: a text's prefixes pick
+# the few branches that can match, and only those regexes run (those with no usable prefix always run).
+_CUES = [(category, cue, points) for category, cues in CUES.items() for cue, points in cues]
+_BRANCHES = [(index, branch) for index, (_, cue, _) in enumerate(_CUES) for branch in cue.branches]
+_ALWAYS = frozenset(n for n, (_, branch) in enumerate(_BRANCHES) if branch.needed is None)
+
+
+def _branches_by_prefix() -> dict[str, set[int]]:
+    index: dict[str, set[int]] = {}
+    for n, (_, branch) in enumerate(_BRANCHES):
+        for key in branch.needed or ():
+            index.setdefault(key, set()).add(n)
+    return index
+
+
+_BY_PREFIX = _branches_by_prefix()
+_PREFIXES = PrefixIndex([branch.needed for _, branch in _BRANCHES])
+
+
+def _matched_cues(text: str) -> set[int]:
+    candidates = set(_ALWAYS)
+    for key in _PREFIXES.present(text).intersection(_BY_PREFIX):
+        candidates |= _BY_PREFIX[key]
+    matched: set[int] = set()
+    for n in sorted(candidates):
+        index, branch = _BRANCHES[n]
+        if index not in matched and branch.search(text):
+            matched.add(index)
+    return matched
 
 
 def category_scores(f: Features) -> dict[Category, float]:
     scores = {c: 0.0 for c in Category}
-    present = _PREFIXES.present(f.cue_text)
-    for category, pattern, points, needed in _CUES:
-        if (needed is None or not needed.isdisjoint(present)) and pattern.search(f.cue_text, present):
-            scores[category] += points
+    for index in _matched_cues(f.cue_text):
+        category, _, points = _CUES[index]
+        scores[category] += points
     tokens = f.chars // 4
     scores[Category.COMPLEX_CODING] += 1.5 * min(f.code_fences, 2) + 0.5 * min(f.code_lines, 6)
     scores[Category.DEEP_REASONING] += 0.8 * min(f.math_marks, 6)

@@ -29,45 +29,56 @@ class WordRegex:
         self._bounded = pattern.startswith("\\b") and self.needed is not None
         self._regex = re.compile(pattern[2:] if self._bounded else pattern)
 
-    def _at_word_start(self, found: re.Match[str], text: str) -> bool:
-        start = found.start()
+    def _at_word_start(self, start: int, text: str) -> bool:
         return not self._bounded or start == 0 or not _WORD_CHAR.match(text, start - 1)
 
     def search(self, text: str) -> bool:
-        return any(self._at_word_start(found, text) for found in self._regex.finditer(text))
+        found = self._regex.search(text)
+        while found is not None:
+            if self._at_word_start(found.start(), text):
+                return True
+            found = self._regex.search(text, found.start() + 1)
+        return False
 
     def count(self, text: str) -> int:
-        return sum(self._at_word_start(found, text) for found in self._regex.finditer(text))
+        return sum(self._at_word_start(found.start(), text) for found in self._regex.finditer(text))
+
+
+class _Anchored:
+    """A cue's `^` branches, tried at the start of the text only (a MULTILINE `^` makes the engine try every
+    position of a long text; `match` tries one)."""
+
+    __slots__ = ("_regex", "needed")
+
+    def __init__(self, branches: list[str]) -> None:
+        from server.analysis.prefilter import prefixes_of
+
+        self.needed = prefixes_of("|".join(branches))
+        self._regex = re.compile("|".join(f"(?:{b[1:]})" for b in branches))
+
+    def search(self, text: str) -> bool:
+        return self._regex.match(text) is not None
 
 
 class Cue:
-    """A cue pattern split into its top-level branches, each tried only when its prefilter allows.
+    """A cue pattern split into its top-level branches, each with its own prefilter (`needed`).
 
-    Branches anchored with `^` are tried at the start of the text only (a MULTILINE `^` makes the regex
-    engine try every position of a long text; `match` tries one). Matched against lower-cased text, so no
-    IGNORECASE: it would double the cost of every search.
+    Matched against lower-cased text, so no IGNORECASE: it would double the cost of every search.
     """
 
-    __slots__ = ("_anchored", "_floating", "pattern")
+    __slots__ = ("branches", "pattern")
 
     def __init__(self, pattern: str) -> None:
         from server.analysis.prefilter import _split_top
 
         self.pattern = pattern
-        branches = _split_top(pattern)
-        anchored = [b[1:] for b in branches if b.startswith("^")]
-        self._anchored = re.compile("|".join(f"(?:{b})" for b in anchored)) if anchored else None
-        self._floating = [WordRegex(b) for b in branches if not b.startswith("^")]
+        split = _split_top(pattern)
+        anchored = [b for b in split if b.startswith("^")]
+        floating: list[_Anchored | WordRegex] = [WordRegex(b) for b in split if not b.startswith("^")]
+        self.branches = tuple(([_Anchored(anchored)] if anchored else []) + floating)
 
-    def search(self, text: str, present: set[str] | None = None) -> bool:
-        """Whether the cue matches `text`; `present` (the text's word prefixes) skips impossible branches."""
-        if self._anchored is not None and self._anchored.match(text):
-            return True
-        return any(
-            branch.search(text)
-            for branch in self._floating
-            if present is None or branch.needed is None or not branch.needed.isdisjoint(present)
-        )
+    def search(self, text: str) -> bool:
+        return any(branch.search(text) for branch in self.branches)
 
 
 def _cue(pattern: str) -> Cue:
