@@ -73,3 +73,25 @@ async def test_a_read_sees_rows_queued_before_it_even_if_nobody_awaited_them_yet
     assert await db.run(lambda c: c.execute("SELECT n FROM t").fetchall()) == [(5,)]
     await committed  # already committed: returns at once
     db.close()
+
+
+async def test_a_lingering_flush_is_cut_short_by_a_write_that_cannot_wait(tmp_path: Path) -> None:
+    db = open_database(tmp_path)
+    db.run_sync(lambda c: c.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+
+    class Rows:
+        def write_rows(self, conn: sqlite3.Connection, rows: Sequence[int]) -> None:
+            conn.executemany("INSERT INTO t (n) VALUES (?)", [(n,) for n in rows])
+
+    rows = Rows()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(_await, db.append(rows, 1, linger_s=30))
+        await anyio.sleep(0.05)  # the audit row's flush is lingering
+        with anyio.fail_after(5):  # not 30 s: the plain write ends the linger and shares its commit
+            await db.write(lambda c: c.execute("INSERT INTO t (n) VALUES (2)"))
+    assert db.run_sync(lambda c: c.execute("SELECT n FROM t ORDER BY n").fetchall()) == [(1,), (2,)]
+    db.close()
+
+
+async def _await(work: object) -> None:
+    await work  # type: ignore[misc]

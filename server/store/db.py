@@ -185,6 +185,7 @@ class Database:
         self._conn = _connect(path)
         self._queue: list[_Pending] = []
         self._flushing = False
+        self._hurry = anyio.Event()  # set when a write or read arrives while a flush lingers
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway.
@@ -204,8 +205,11 @@ class Database:
         """
         return cast(T, await self._submit(_Pending(fn)))
 
-    def append(self, appender: Appender[R], row: R) -> Awaitable[None]:
+    def append(self, appender: Appender[R], row: R, *, linger_s: float = 0.0) -> Awaitable[None]:
         """Queue `row` for `appender` now; await the result for its commit (its error, if it fails).
+
+        With `linger_s`, a flush this starts first waits up to that long for more rows to share its commit
+        (audit rows written one per request); any other write or read arriving meanwhile ends the wait.
 
         Queued rows are visible to every later `run`, whether or not anyone awaits them yet, so a caller may
         hand the awaitable to a background task and answer at once. Rows for the same appender that share a
@@ -214,17 +218,24 @@ class Database:
         """
         pending = _Pending(None, appender, row)
         self._queue.append(pending)
-        return self._complete(pending)
+        if not linger_s:
+            self._hurry.set()
+        return self._complete(pending, linger_s)
 
     async def _submit(self, pending: _Pending) -> Any:
         self._queue.append(pending)
+        self._hurry.set()
         return await self._complete(pending)
 
-    async def _complete(self, pending: _Pending) -> Any:
+    async def _complete(self, pending: _Pending, linger_s: float = 0.0) -> Any:
         if not self._flushing and not pending.done.is_set():
             self._flushing = True
             try:
                 with anyio.CancelScope(shield=True):  # others wait on this flush: it must finish
+                    if linger_s:
+                        self._hurry = anyio.Event()
+                        with anyio.move_on_after(linger_s):
+                            await self._hurry.wait()
                     while self._queue:
                         batch, self._queue = self._queue, []
                         try:

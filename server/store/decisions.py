@@ -44,6 +44,11 @@ _INSERT = (
 )
 
 
+# One decision row per request: rows arriving within this window share a commit (a read or any other write
+# flushes them at once), so a sequential caller does not pay a commit and a thread hop per route_task.
+_LINGER_S = 0.02
+
+
 class _DecisionRows:
     def write_rows(self, conn: sqlite3.Connection, rows: Sequence[tuple[Any, ...]]) -> None:
         conn.executemany(_INSERT, rows)
@@ -66,7 +71,7 @@ class DecisionLog:
             route.category, route.complexity, route.strong_score, route.primary_model,
             json.dumps(route.fallback_models), route.estimated_cost_usd, json.dumps(route.reasons),
         )  # fmt: skip
-        return self._db.append(self._rows, row)
+        return self._db.append(self._rows, row, linger_s=_LINGER_S)
 
     async def latest(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
