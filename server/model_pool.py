@@ -1,4 +1,4 @@
-"""One chat adapter per provider, created on first use and sharing one HTTP client.
+"""One chat adapter per provider, created on first use and sharing one HTTP client (also made on first use).
 
 Keys are read from the environment here, at the moment an adapter is made, and handed only to that
 adapter; they are never stored elsewhere or logged.
@@ -25,13 +25,14 @@ class ProviderPool:
         self,
         registry: Registry,
         env: Mapping[str, str],
-        http_client: httpx2.AsyncClient,
+        http_client: httpx2.AsyncClient | None,
         data_dir: Path,
         factory: Callable[..., ChatModel] = make_chat_model,
     ) -> None:
         self._registry = registry
         self._env = env
         self._http = http_client
+        self._owns_http = http_client is None
         self._data_dir = data_dir
         self._factory = factory
         self._adapters: dict[str, ChatModel] = {}
@@ -47,11 +48,16 @@ class ProviderPool:
                 base_url=provider.base_url,
                 api_key=self._env.get(key_env) if key_env else None,
                 api_key_env=key_env,
-                http_client=self._http,
+                http_client=self._http_client(),
                 data_dir=self._data_dir,
             )
             self._adapters[model.provider] = adapter
         return adapter
+
+    def _http_client(self) -> httpx2.AsyncClient:
+        if self._http is None:  # not at start-up: its TLS context reads the CA bundle (~40 ms of CPU)
+            self._http = httpx2.AsyncClient(timeout=httpx2.Timeout(60.0, connect=10.0))
+        return self._http
 
     async def aclose(self) -> None:
         for adapter in self._adapters.values():
@@ -59,3 +65,6 @@ class ProviderPool:
             if close is not None:
                 await close()
         self._adapters.clear()
+        if self._owns_http and self._http is not None:
+            await self._http.aclose()
+            self._http = None

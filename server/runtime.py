@@ -64,9 +64,7 @@ async def open_runtime(
     config = router.registry.config
     registry: Registry = router.registry
     database = open_database(config.data_dir)
-    owns_client = http_client is None
-    client = http_client or httpx2.AsyncClient(timeout=httpx2.Timeout(60.0, connect=10.0))
-    pool = ProviderPool(registry, env, client, config.data_dir)
+    pool = ProviderPool(registry, env, http_client, config.data_dir)
     stack = AsyncExitStack()
     tools: ToolBox = (
         toolbox
@@ -106,8 +104,6 @@ async def open_runtime(
     finally:
         await stack.aclose()
         await pool.aclose()
-        if owns_client:
-            await client.aclose()
         database.close()
 
 

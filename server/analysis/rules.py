@@ -17,17 +17,25 @@ class WordRegex:
     checked by hand at each candidate match instead.
 
     A pattern that starts with literals lets the engine skip ahead to the characters that can begin a
-    match, about three times faster than testing a word boundary at every position.
+    match, about three times faster than testing a word boundary at every position. Compiled on first use:
+    compiling every cue at import would cost start-up ~40 ms, and most are rarely needed.
     """
 
-    __slots__ = ("_bounded", "_regex", "needed")
+    __slots__ = ("_bounded", "_compiled", "_source", "needed")
 
     def __init__(self, pattern: str) -> None:
         from server.analysis.prefilter import prefixes_of
 
         self.needed = prefixes_of(pattern)  # word prefixes one of which any match starts with (None: unknown)
         self._bounded = pattern.startswith("\\b") and self.needed is not None
-        self._regex = re.compile(pattern[2:] if self._bounded else pattern)
+        self._source = pattern[2:] if self._bounded else pattern
+        self._compiled: re.Pattern[str] | None = None
+
+    @property
+    def _regex(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self._source)
+        return self._compiled
 
     def _at_word_start(self, start: int, text: str) -> bool:
         return not self._bounded or start == 0 or not _WORD_CHAR.match(text, start - 1)
@@ -48,16 +56,19 @@ class _Anchored:
     """A cue's `^` branches, tried at the start of the text only (a MULTILINE `^` makes the engine try every
     position of a long text; `match` tries one)."""
 
-    __slots__ = ("_regex", "needed")
+    __slots__ = ("_compiled", "_source", "needed")
 
     def __init__(self, branches: list[str]) -> None:
         from server.analysis.prefilter import prefixes_of
 
         self.needed = prefixes_of("|".join(branches))
-        self._regex = re.compile("|".join(f"(?:{b[1:]})" for b in branches))
+        self._source = "|".join(f"(?:{b[1:]})" for b in branches)
+        self._compiled: re.Pattern[str] | None = None
 
     def search(self, text: str) -> bool:
-        return self._regex.match(text) is not None
+        if self._compiled is None:
+            self._compiled = re.compile(self._source)
+        return self._compiled.match(text) is not None
 
 
 class Cue:
