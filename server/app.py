@@ -135,7 +135,7 @@ def build_server(
             raise ToolError(str(exc)) from exc
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
         # The decision row is an audit record: the answer does not wait for its commit.
-        runtime.background.spawn(runtime.decisions.record("route", task, options, result), what="decision row")
+        runtime.decisions.record_soon("route", task, options, result, background=runtime.background)
         log.info("route %s -> %s (%s)", result.category, result.primary_model, result.situation)
         return result
 

@@ -3,7 +3,6 @@
 `Background.spawn` awaits an awaitable in the runtime's task group, shielded from cancellation so that a
 shutdown cannot cut it in half; a failure is logged to stderr and never reaches the caller that spawned it.
 Leaving the task group waits for everything spawned, which is why the database closes after it.
-`settle` is what callers use: hand the work to a `Background` when there is one, else await it here.
 """
 
 from __future__ import annotations
@@ -32,12 +31,3 @@ class Background:
                 await work
             except Exception:
                 log.exception("background work failed: %s", what)
-
-
-async def settle(work: Awaitable[Any], background: Background | None, *, what: str) -> None:
-    """Give `work` to `background`, or (with none) await it here, shielded so a cancelled caller still finishes it."""
-    if background is not None:
-        background.spawn(work, what=what)
-        return
-    with anyio.CancelScope(shield=True):
-        await work

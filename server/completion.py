@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from pydantic import BaseModel, Field
 
 from server.assemble import build_messages, tool_names_for
-from server.background import settle
 from server.budgets import BudgetGuard, BudgetState
 from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
 from server.messages import ToolSpec
@@ -120,15 +121,19 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        # Queued now; committed with the attempt rows (or in the background) while the provider works.
-        decision = (
-            self.decisions.record("complete", request.task, options, route_result, task_id) if self.decisions else None
-        )
+        # Queued now, so it shares a commit with the attempt rows; the answer need not wait for it.
+        background = self.dispatcher.background
+        decision: Awaitable[None] | None = None
+        if self.decisions is not None and background is not None:
+            self.decisions.record_soon("complete", request.task, options, route_result, task_id, background=background)
+        elif self.decisions is not None:
+            decision = self.decisions.record("complete", request.task, options, route_result, task_id)
         try:
             outcome = await self.dispatcher.run(route.chain, job, progress)
         finally:
             if decision is not None:
-                await settle(decision, self.dispatcher.background, what="decision row")
+                with anyio.CancelScope(shield=True):
+                    await decision
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)

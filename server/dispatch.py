@@ -21,7 +21,7 @@ from typing import Protocol
 
 import anyio
 
-from server.background import Background, settle
+from server.background import Background
 from server.budgets import BudgetExceeded, BudgetGuard
 from server.config import ModelConfig
 from server.errors import (
@@ -419,7 +419,11 @@ class Dispatcher:
         )
         # Queued at once, so even a cancelled call leaves its (whole) row; committed in the background when
         # the runtime has one: the answer need not wait for the commit, and reads see the row regardless.
-        await settle(self.ledger.record(record, settle=tuple(state.reservations)), self.background, what="ledger row")
+        if self.background is not None:
+            self.ledger.record_soon(record, tuple(state.reservations), self.background)
+        else:
+            with anyio.CancelScope(shield=True):
+                await self.ledger.record(record, settle=tuple(state.reservations))
         return AttemptInfo(model.id, model.provider, outcome, error_type, message, latency_ms, usage, cost)
 
 

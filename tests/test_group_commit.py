@@ -95,3 +95,31 @@ async def test_a_lingering_flush_is_cut_short_by_a_write_that_cannot_wait(tmp_pa
 
 async def _await(work: object) -> None:
     await work  # type: ignore[misc]
+
+
+async def test_rows_queued_soon_are_all_committed_in_few_flushes_and_a_bad_one_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from server.background import Background
+
+    db = open_database(tmp_path)
+    db.run_sync(lambda c: c.execute("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
+    calls: list[int] = []
+
+    class Rows:
+        def write_rows(self, conn: sqlite3.Connection, rows: Sequence[int]) -> None:
+            calls.append(len(rows))
+            conn.executemany("INSERT INTO t (n) VALUES (?)", [(n,) for n in rows])
+
+    rows = Rows()
+    async with anyio.create_task_group() as tg:
+        background = Background(tg)
+        for n in [*range(100), 50]:  # 50 twice: logged, the rest committed
+            db.append_soon(rows, n, background, linger_s=0.01)
+            if n % 10 == 0:
+                await anyio.sleep(0.002)  # some rows arrive while a flush lingers or runs
+    # Leaving the task group waited for the flushes: nothing is left behind.
+    assert db.run_sync(lambda c: [n for (n,) in c.execute("SELECT n FROM t ORDER BY n")]) == list(range(100))
+    assert "could not be written" in caplog.text and "UNIQUE" in caplog.text
+    assert sum(1 for size in calls if size > 1) >= 1 and len(calls) < 60
+    db.close()

@@ -7,6 +7,8 @@ leaves either the whole row or none; calls run in a worker thread, one at a time
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import sqlite3
 import threading
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,9 +17,11 @@ from typing import Any, Protocol, TypeVar, cast
 
 import anyio.to_thread
 
+from server.background import Background
 from server.errors import RouterError
 from server.store import usage
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R", contravariant=True)
 DB_FILENAME = "router.sqlite3"
@@ -154,14 +158,20 @@ class Appender(Protocol[R]):
 class _Pending:
     """One queued write (a function, or a row for an appender) and, once committed, its result or error."""
 
-    __slots__ = ("appender", "committed", "done", "error", "fn", "row", "value")
+    __slots__ = ("appender", "committed", "detached", "done", "error", "fn", "row", "value")
 
     def __init__(
-        self, fn: Callable[[sqlite3.Connection], Any] | None, appender: Appender[Any] | None = None, row: Any = None
+        self,
+        fn: Callable[[sqlite3.Connection], Any] | None,
+        appender: Appender[Any] | None = None,
+        row: Any = None,
+        *,
+        detached: bool = False,
     ) -> None:
         self.fn = fn
         self.appender = appender
         self.row = row
+        self.detached = detached  # nobody awaits it: its error is logged
         self.done = anyio.Event()
         self.value: Any = None
         self.error: BaseException | None = None
@@ -186,6 +196,7 @@ class Database:
         self._queue: list[_Pending] = []
         self._flushing = False
         self._hurry = anyio.Event()  # set when a write or read arrives while a flush lingers
+        self._detached_flush = False  # a background task will flush the detached rows queued
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` in a worker thread; the caller's cancellation does not interrupt it midway.
@@ -222,6 +233,29 @@ class Database:
             self._hurry.set()
         return self._complete(pending, linger_s)
 
+    def append_soon(self, appender: Appender[R], row: R, background: Background, *, linger_s: float = 0.0) -> None:
+        """Queue `row` and return at once; a flush in `background` commits it (one task per batch, not per
+        row) and logs a failure to stderr. Later reads see the row, as with `append`."""
+        pending = _Pending(None, appender, row, detached=True)
+        self._queue.append(pending)
+        if not linger_s:
+            self._hurry.set()
+        if not self._detached_flush:
+            self._detached_flush = True
+            background.spawn(self._flush_detached(pending, linger_s), what="database writes")
+
+    async def _flush_detached(self, pending: _Pending, linger_s: float) -> None:
+        while True:
+            with contextlib.suppress(Exception):  # logged per row in `_complete`
+                await self._complete(pending, linger_s)
+            self._detached_flush = False
+            # Rows queued after that flush began and not taken by a flush still running need another one.
+            leftovers = [item for item in self._queue if item.detached]
+            if not leftovers or self._flushing:
+                return
+            self._detached_flush = True
+            pending, linger_s = leftovers[-1], 0.0
+
     async def _submit(self, pending: _Pending) -> Any:
         self._queue.append(pending)
         self._hurry.set()
@@ -244,10 +278,14 @@ class Database:
                             for item in batch:
                                 if not item.committed and item.error is None:
                                     item.error = StoreError("the write was interrupted before it was committed")
+                                if item.detached and item.error is not None:
+                                    log.error("a row could not be written to %s: %s", self.path, item.error)
                                 item.done.set()
             except BaseException:
                 for item in self._queue:  # queued behind a flush that died: fail them rather than strand them
                     item.error = StoreError("the database writer stopped before this write")
+                    if item.detached:
+                        log.error("a row could not be written to %s: %s", self.path, item.error)
                     item.done.set()
                 self._queue = []
                 raise

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+from server.background import Background
 from server.routing import RouteResult
 from server.selection import RouteOptions
 from server.store.db import Database, rows_as_dicts
@@ -66,12 +67,29 @@ class DecisionLog:
         self, kind: str, task: str, options: RouteOptions, route: RouteResult, task_id: str | None = None
     ) -> Awaitable[None]:
         """Queue the decision row now (later reads see it); await the result for its commit."""
-        row = (
+        return self._db.append(self._rows, self._row(kind, task, options, route, task_id), linger_s=_LINGER_S)
+
+    def record_soon(
+        self,
+        kind: str,
+        task: str,
+        options: RouteOptions,
+        route: RouteResult,
+        task_id: str | None = None,
+        *,
+        background: Background,
+    ) -> None:
+        """Queue the decision row, committed by a flush in `background` (the caller does not wait)."""
+        self._db.append_soon(self._rows, self._row(kind, task, options, route, task_id), background, linger_s=_LINGER_S)
+
+    def _row(
+        self, kind: str, task: str, options: RouteOptions, route: RouteResult, task_id: str | None
+    ) -> tuple[Any, ...]:
+        return (
             time.time(), kind, task_id, task_digest(task), len(task), options_json(options), *self._versions,
             route.category, route.complexity, route.strong_score, route.primary_model,
             json.dumps(route.fallback_models), route.estimated_cost_usd, json.dumps(route.reasons),
         )  # fmt: skip
-        return self._db.append(self._rows, row, linger_s=_LINGER_S)
 
     async def latest(self, limit: int = 20) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:

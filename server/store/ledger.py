@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
+from server.background import Background
 from server.store import usage
 from server.store.db import Database, rows_as_dicts
 
@@ -113,6 +114,10 @@ class Ledger:
     def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> Awaitable[None]:
         """Queue the attempt and the deletion of its budget reservations (one transaction); await to commit."""
         return self._db.append(self._rows, (record, settle))
+
+    def record_soon(self, record: AttemptRecord, settle: tuple[int, ...], background: Background) -> None:
+        """Queue the attempt like `record`, committed by a flush in `background` (the caller does not wait)."""
+        self._db.append_soon(self._rows, (record, settle), background)
 
     async def attempts(self, task_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
