@@ -46,8 +46,9 @@ _INSERT = (
 
 
 # One decision row per request: rows arriving within this window share a commit (a read or any other write
-# flushes them at once), so a sequential caller does not pay a commit and a thread hop per route_task.
-_LINGER_S = 0.02
+# flushes them at once, and so does shutting down), so a sequential caller does not pay a commit and a thread
+# hop per route_task. The price: a crash of the whole process can lose up to this much of the audit trail.
+_LINGER_S = 0.5
 
 
 class _DecisionRows:
