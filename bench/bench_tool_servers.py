@@ -11,6 +11,7 @@ Prints only. Measures:
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import random
 import sqlite3
@@ -108,4 +109,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    anyio.run(main)
+    # The event loop `model-router serve` runs on (uvloop where installed).
+    anyio.run(main, backend_options={"use_uvloop": importlib.util.find_spec("uvloop") is not None})

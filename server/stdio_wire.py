@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import os
 import stat
@@ -34,8 +35,13 @@ class OversizedMessage(ValueError):
 
 
 def serve_stdio(server: MCPServer) -> None:
-    """Run `server` until stdin closes (what `server.run("stdio")` does, with the faster transport)."""
-    anyio.run(_serve, server)
+    """Run `server` until stdin closes (what `server.run("stdio")` does, with the faster transport).
+
+    On uvloop when it is installed (a dependency except on Windows): the SDK's per-request task and stream
+    machinery runs on the event loop, and uvloop's loop cuts a `route_task` round trip by about a quarter.
+    """
+    uvloop = importlib.util.find_spec("uvloop") is not None
+    anyio.run(_serve, server, backend_options={"use_uvloop": uvloop})
 
 
 async def _serve(server: MCPServer) -> None:
