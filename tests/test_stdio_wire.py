@@ -1,0 +1,77 @@
+"""The stdio transport of `serve`: pipe lines read on the event loop, oversized lines skipped, files served too."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from server import stdio_wire
+
+INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+
+
+@pytest.mark.anyio
+async def test_an_oversized_line_is_dropped_and_the_next_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(stdio_wire, "MAX_LINE_BYTES", 1024)
+    read_fd, write_fd = os.pipe()
+    payload = b"x" * 5000 + b"\n" + b'{"ok": true}\n'
+
+    def feed() -> None:
+        with os.fdopen(write_fd, "wb") as pipe:
+            pipe.write(payload)
+
+    reader = await stdio_wire._LineReader.open(read_fd)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(anyio.to_thread.run_sync, feed)
+            lines = [line async for line in reader]
+    finally:
+        reader.close()
+    assert lines == ['{"ok": true}\n']
+
+
+def test_serve_answers_requests_from_a_regular_file_through_the_sdk_transport(tmp_path: Path) -> None:
+    """A file on stdin (not a pipe) cannot be watched by the event loop; the SDK's transport takes over."""
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        "\n".join(json.dumps(m) for m in [
+            INIT,
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+        ]) + "\n"  # fmt: skip
+    )
+    with requests.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "server", "serve"], stdin=stdin, capture_output=True, timeout=60,
+            env={**os.environ, "MODEL_ROUTER_HOME": str(tmp_path)},
+        )  # fmt: skip
+    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.decode().splitlines())}
+    assert {tool["name"] for tool in replies[2]["result"]["tools"]} >= {"route_task", "complete", "cost_report"}
+
+
+def test_a_stray_print_while_serving_does_not_reach_the_wire(tmp_path: Path) -> None:
+    """fd 1 points at stderr while serving: only protocol lines come out on stdout."""
+    script = (
+        "import sys\n"
+        "from server.stdio_wire import _claimed_stdio\n"
+        "import anyio, os\n"
+        "async def main():\n"
+        "    async with _claimed_stdio() as (lines, out):\n"
+        "        os.write(1, b'stray\\n')\n"
+        "        print('also stray', flush=True)\n"
+        "        async for line in lines:\n"
+        "            await out.write(line.upper())\n"
+        "            await out.flush()\n"
+        "anyio.run(main)\n"
+        "print('after', flush=True)\n"  # fd 1 is the wire again once the transport is closed
+    )
+    done = subprocess.run([sys.executable, "-c", script], input=b"hello\n", capture_output=True, timeout=60)
+    assert done.stdout.decode() == "HELLO\nafter\n"
+    assert "stray" in done.stderr.decode() and "also stray" in done.stderr.decode()
