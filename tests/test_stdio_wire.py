@@ -13,8 +13,9 @@ import pytest
 
 from server import stdio_wire
 
+CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT}}  # fmt: skip
 
 
 @pytest.mark.anyio
@@ -40,13 +41,12 @@ async def test_an_oversized_line_is_dropped_and_the_next_one_read(monkeypatch: p
 def test_serve_answers_requests_from_a_regular_file_through_the_sdk_transport(tmp_path: Path) -> None:
     """A file on stdin (not a pipe) cannot be watched by the event loop; the SDK's transport takes over."""
     requests = tmp_path / "requests.jsonl"
-    requests.write_text(
-        "\n".join(json.dumps(m) for m in [
-            INIT,
-            {"jsonrpc": "2.0", "method": "notifications/initialized"},
-            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        ]) + "\n"  # fmt: skip
-    )
+    messages = [
+        INIT,
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+    ]
+    requests.write_text("".join(json.dumps(m) + "\n" for m in messages))
     with requests.open("rb") as stdin:
         done = subprocess.run(
             [sys.executable, "-m", "server", "serve"], stdin=stdin, capture_output=True, timeout=60,
