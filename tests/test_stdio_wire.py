@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import anyio
@@ -38,21 +39,28 @@ async def test_an_oversized_line_is_dropped_and_the_next_one_read(monkeypatch: p
     assert lines == ['{"ok": true}\n']
 
 
-def test_serve_answers_requests_from_a_regular_file_through_the_sdk_transport(tmp_path: Path) -> None:
-    """A file on stdin (not a pipe) cannot be watched by the event loop; the SDK's transport takes over."""
-    requests = tmp_path / "requests.jsonl"
+def test_serve_writes_to_a_regular_file_through_the_sdk_transport(tmp_path: Path) -> None:
+    """A file (not a pipe) cannot be watched by the event loop, so the SDK's own transport serves it."""
     messages = [
         INIT,
         {"jsonrpc": "2.0", "method": "notifications/initialized"},
         {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
     ]
-    requests.write_text("".join(json.dumps(m) + "\n" for m in messages))
-    with requests.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "server", "serve"], stdin=stdin, capture_output=True, timeout=60,
+    out = tmp_path / "replies.jsonl"
+    with out.open("wb") as stdout:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve"], stdin=subprocess.PIPE, stdout=stdout,
             env={**os.environ, "MODEL_ROUTER_HOME": str(tmp_path)},
         )  # fmt: skip
-    replies = {reply["id"]: reply for reply in map(json.loads, done.stdout.decode().splitlines())}
+        assert server.stdin is not None
+        server.stdin.write("".join(json.dumps(m) + "\n" for m in messages).encode())
+        server.stdin.flush()
+        deadline = time.monotonic() + 60
+        while '"id":2' not in out.read_text().replace(" ", "") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.stdin.close()
+        server.wait(timeout=30)
+    replies = {reply["id"]: reply for reply in map(json.loads, out.read_text().splitlines())}
     assert {tool["name"] for tool in replies[2]["result"]["tools"]} >= {"route_task", "complete", "cost_report"}
 
 
