@@ -6,12 +6,13 @@ concurrent requests, alternating over several rounds; printed: p50/p99 latency o
 difference, and the throughput ratio per round and its median. Both run on the event loop `serve` uses
 (uvloop where installed). Figures only, no assertions.
 
-    python bench/bench_overhead.py [--requests 300] [--rounds 3]
+    python bench/bench_overhead.py [--requests 300] [--rounds 5]
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import os
 import statistics
@@ -101,6 +102,7 @@ async def _compare(fake_url: str, total: int, rounds: int) -> None:
 
         await _run(4, 20, via_router)  # warm-up: imports, connections, SQLite
         await _run(4, 20, via_sdk)
+        gc.freeze()  # as `model-router serve` does once started
         for concurrency in (1, 50):
             n = total if concurrency > 1 else max(total // 4, 50)
             # Alternate the two paths over several rounds, so drift on a shared machine hits both alike.
@@ -126,7 +128,7 @@ async def _compare(fake_url: str, total: int, rounds: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="requests per path per round at concurrency 50")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds per concurrency level")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per concurrency level")
     args = parser.parse_args()
     os.environ.setdefault("MODEL_ROUTER_HOME", tempfile.mkdtemp())
     # The event loop `model-router serve` runs on (uvloop where installed); both paths share it.

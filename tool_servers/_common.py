@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -17,4 +18,5 @@ def run_stdio(server: MCPServer) -> None:
         level=os.environ.get("TOOL_SERVER_LOG_LEVEL", "WARNING").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    gc.freeze()  # start-up objects live as long as the process: keep them out of full collections
     serve_stdio(server)
