@@ -26,6 +26,7 @@ from mcp.shared.exceptions import MCPError
 from server.config import HOME_ENV, ToolServerConfig
 from server.messages import ToolSpec
 from server.toolbox import ToolOutcome
+from tool_servers._priority import NICE_ENV
 
 log = logging.getLogger("model_router.tools")
 _CONNECTION_CLOSED = -32000
@@ -33,9 +34,14 @@ _REQUEST_TIMEOUT = -32001
 _CONNECT_TIMEOUT_S = 20.0
 _RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_RESULT_CHARS = 50_000
-# Eager start waits this long first: on a 2-core machine four Python processes importing the MCP SDK at
-# once slow the host's own start; a task that needs a tool sooner starts them at once.
-LAUNCH_DELAY_S = 1.0
+# Children run at this lower CPU priority (their own `TOOL_SERVER_NICE`, applied before they import the SDK):
+# the host starts them while still answering its client's first requests, and on a small machine three
+# processes importing the MCP SDK would otherwise slow it. A server's `env` in the config can override it.
+CHILD_NICE = "10"
+# Eager start also waits this long, so that spawning them does not delay the host's first answers (the
+# lifespan that starts them runs just before the host answers `initialize`); a task that needs a tool sooner
+# starts them at once.
+LAUNCH_DELAY_S = 0.3
 
 
 def child_environment(spec: ToolServerConfig, env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
@@ -43,6 +49,7 @@ def child_environment(spec: ToolServerConfig, env: Mapping[str, str], data_dir: 
     child = {name: env[name] for name in spec.pass_env if env.get(name)}
     if HOME_ENV in spec.pass_env:
         child[HOME_ENV] = str(data_dir)  # the host's resolved data dir, even when it came from the default
+    child[NICE_ENV] = CHILD_NICE
     child.update(spec.env)
     return child
 

@@ -35,7 +35,7 @@ def test_child_environment_is_explicit(tmp_path) -> None:
     spec = ToolServerConfig(pass_env=("BRAVE_API_KEY", "MODEL_ROUTER_HOME"), env={"EXTRA": "1"})
     env = {"BRAVE_API_KEY": "b", "OPENAI_API_KEY": "o"}
     assert child_environment(spec, env, tmp_path) == {"BRAVE_API_KEY": "b", "MODEL_ROUTER_HOME": str(tmp_path),
-                                                       "EXTRA": "1"}  # fmt: skip
+                                                       "TOOL_SERVER_NICE": "10", "EXTRA": "1"}  # fmt: skip
 
 
 async def test_a_crashed_child_fails_the_call_cleanly_and_the_next_call_works(tmp_path) -> None:
