@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import re
 
 import pytest
 
 from server.analysis import LONG_CONTEXT_TOKENS, Category, analyze_task
 from server.analysis.features import estimate_tokens
-from server.analysis.prefilter import prefixes_of, text_prefixes
+from server.analysis.prefilter import PrefixIndex, prefixes_of
 
 
 @pytest.mark.parametrize(
@@ -67,18 +67,67 @@ def test_empty_task_is_refused_clearly(task: str) -> None:
         analyze_task(task)
 
 
-def test_a_two_megabyte_task_is_analysed_quickly() -> None:
-    started = time.perf_counter()
-    analysis = analyze_task("lorem ipsum dolor sit amet " * 80_000)
-    assert time.perf_counter() - started < 1.0
+def test_a_two_megabyte_task_is_analysed_as_a_long_document() -> None:
+    analysis = analyze_task("lorem ipsum dolor sit amet " * 80_000)  # its speed is measured in bench/
     assert analysis.requires_long_context
 
 
 def test_prefilter_is_a_necessary_condition() -> None:
     needed = prefixes_of(r"\b(what is|who was)\b|\bsummari[sz]e|^\W*(please )?(book|order)")
     assert needed is not None
-    assert not needed.isdisjoint(text_prefixes("so what is this"))
-    assert not needed.isdisjoint(text_prefixes("please summarise it"))
-    assert not needed.isdisjoint(text_prefixes("order a pizza"))
-    assert needed.isdisjoint(text_prefixes("the weather is nice"))
+    present = PrefixIndex([needed]).present
+    assert not needed.isdisjoint(present("so what is this"))
+    assert not needed.isdisjoint(present("please summarise it"))
+    assert not needed.isdisjoint(present("order a pizza"))
+    assert needed.isdisjoint(present("the weather is nice"))
     assert prefixes_of(r"```(python)?\n") is None  # no literal word: always tried
+
+
+# Boundary cases for the hand-checked word boundary and the per-branch split, and prompts touching many cues.
+CUE_TEXTS = [
+    "write a python function that parses a csv file, with unit tests",
+    "rewrite this paragraph",
+    "xwrite a function",
+    "re-write the code",
+    "_list the files",
+    "list all the files",
+    "please book a flight to paris tomorrow",
+    "book: the hobbit",
+    "what is the capital of france?",
+    "summarise the following meeting notes in three bullet points",
+    "classify the sentiment: i loved it",
+    "prove that the square root of 2 is irrational",
+    "solve for x: 3x + 5 = 20",
+    "who is the current ceo of apple",
+    "translate 'good morning' into german",
+    "```python\ndef f(x):\n    return x\n```\nfix the bug",
+    "if all bloops are razzies, then are all razzies bloops? answer yes or no",
+    "as of 2025, what is the latest",
+    "brainstorm ten names for a bakery",
+    "review: the food was cold\nrating of this review:",
+    "categories: sports, politics\ntext: the match ended 2-1",
+    "i need to book a table for two at 7pm",
+    "what did i tell you about my sister's birthday?",
+    "calculate the derivative of x^2 sin(x)",
+    "e-mail my landlord about the broken heater",
+    "not ( true ) and false is",
+    "a\nb\nc" * 40,
+    "",
+]
+
+
+def test_every_cue_matches_exactly_where_its_plain_regex_does() -> None:
+    from server.analysis import local
+
+    for _, cue, _ in local._CUES:
+        plain = re.compile(cue.pattern)
+        for text in CUE_TEXTS:
+            assert cue.search(text) == bool(plain.search(text)), (cue.pattern[:60], text[:40])
+
+
+def test_the_prefix_index_never_skips_a_cue_that_matches() -> None:
+    from server.analysis import local
+
+    for text in CUE_TEXTS:
+        brute = {i for i, (_, cue, _) in enumerate(local._CUES) if re.search(cue.pattern, text)}
+        assert local._matched_cues(text) == brute, text[:40]

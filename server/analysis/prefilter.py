@@ -130,13 +130,3 @@ class PrefixIndex:
                 if first in self._heads:
                     keys.update(f"{first} {second[:n]}" for n in self._pair_lengths)
         return keys
-
-
-def text_prefixes(text: str) -> set[str]:
-    """Every prefix (up to PREFIX_LEN letters) of every word of `text`, and of every word pair
-    ("first-word second-word-prefix"): what `PrefixIndex.present` computes when every cue is possible."""
-    words = _WORD.findall(text)
-    keys = {word[:n] for word in set(words) for n in range(1, min(len(word), PREFIX_LEN) + 1)}
-    for first, second in set(itertools.pairwise(words)):
-        keys.update(f"{first} {second[:n]}" for n in range(1, min(len(second), PREFIX_LEN) + 1))
-    return keys
