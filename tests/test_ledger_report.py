@@ -15,7 +15,8 @@ from server.pricing import token_cost
 from server.registry import Registry
 from server.report import ReportBuilder, ReportQuery, parse_time
 from server.store import AttemptRecord, Ledger, open_database
-from server.store.db import MIGRATIONS, StoreError
+from server.store.db import StoreError
+from server.store.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,8 @@ import pytest
 from server.registry import Registry
 from server.report import ReportBuilder, ReportQuery
 from server.store import AttemptRecord, Ledger, open_database
-from server.store.db import DB_FILENAME, MIGRATIONS
+from server.store.db import DB_FILENAME
+from server.store.migrations import MIGRATIONS
 from server.store.usage import DAY
 
 pytestmark = pytest.mark.anyio
