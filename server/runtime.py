@@ -102,6 +102,7 @@ async def open_runtime(
             background=background,
         )
     finally:
+        database.hurry()  # queued rows commit now rather than after their linger
         await stack.aclose()
         await pool.aclose()
         database.close()

@@ -114,3 +114,14 @@ async def test_rows_queued_soon_are_all_committed_in_few_flushes_and_a_bad_one_i
     assert "could not be written" in caplog.text and "UNIQUE" in caplog.text
     assert max(rows.calls) > 1 and len(rows.calls) < 60
     db.close()
+
+
+async def test_hurry_ends_a_linger_at_once(tmp_path: Path) -> None:
+    db = _numbers_db(tmp_path)
+    with anyio.fail_after(5):  # not 30 s
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_await, db.append(NumberRows(), 1, linger_s=30))
+            await anyio.sleep(0.05)
+            db.hurry()  # what the runtime does when it closes
+    assert _numbers(db) == [1]
+    db.close()

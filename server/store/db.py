@@ -202,6 +202,10 @@ class Database:
                 for item in batch:
                     item.error = item.error or exc
 
+    def hurry(self) -> None:
+        """End any lingering flush now (shutting down: nothing more is coming to share its commit)."""
+        self._hurry.set()
+
     def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self._lock:
             return fn(self._conn)
