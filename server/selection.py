@@ -283,7 +283,7 @@ def _forced_model(
     availability = registry.availability(model)
     if not availability.available:
         raise RoutingError(f"force_model {model.id} is unavailable: {availability.detail}")
-    if model in fit:
+    if any(m.id == model.id for m in fit):  # by id: comparing whole pydantic models field by field is slow
         return model
     need = analysis.estimated_input_tokens + analysis.estimated_output_tokens
     if model.context_window < need:
@@ -335,7 +335,7 @@ def _available_chain(
 def _explain_substitution(
     preferred: ModelConfig, primary: ModelConfig, registry: Registry, fit: list[ModelConfig], reasons: list[str]
 ) -> None:
-    if preferred not in fit:
+    if all(m.id != preferred.id for m in fit):
         why = "excluded by the task's constraints"
     elif not registry.is_available(preferred):
         why = f"unavailable ({registry.availability(preferred).detail})"

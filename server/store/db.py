@@ -39,7 +39,7 @@ class Appender(Protocol[R]):
 class _Pending:
     """One queued write (a function, or a row for an appender) and, once committed, its result or error."""
 
-    __slots__ = ("appender", "committed", "detached", "done", "error", "fn", "row", "value")
+    __slots__ = ("_waiter", "appender", "committed", "detached", "error", "finished", "fn", "row", "value")
 
     def __init__(
         self,
@@ -53,10 +53,22 @@ class _Pending:
         self.appender = appender
         self.row = row
         self.detached = detached  # nobody awaits it: its error is logged
-        self.done = anyio.Event()
+        self.finished = False
+        self._waiter: anyio.Event | None = None  # made only if someone waits (most rows are never awaited)
         self.value: Any = None
         self.error: BaseException | None = None
         self.committed = False
+
+    def finish(self) -> None:
+        self.finished = True
+        if self._waiter is not None:
+            self._waiter.set()
+
+    async def wait(self) -> None:
+        if not self.finished:
+            if self._waiter is None:
+                self._waiter = anyio.Event()
+            await self._waiter.wait()
 
     def run(self, conn: sqlite3.Connection) -> None:
         assert self.fn is not None
@@ -143,7 +155,7 @@ class Database:
         return await self._complete(pending)
 
     async def _complete(self, pending: _Pending, linger_s: float = 0.0) -> Any:
-        if not self._flushing and not pending.done.is_set():
+        if not self._flushing and not pending.finished:
             self._flushing = True
             try:
                 with anyio.CancelScope(shield=True):  # others wait on this flush: it must finish
@@ -161,18 +173,18 @@ class Database:
                                     item.error = StoreError("the write was interrupted before it was committed")
                                 if item.detached and item.error is not None:
                                     log.error("a row could not be written to %s: %s", self.path, item.error)
-                                item.done.set()
+                                item.finish()
             except BaseException:
                 for item in self._queue:  # queued behind a flush that died: fail them rather than strand them
                     item.error = StoreError("the database writer stopped before this write")
                     if item.detached:
                         log.error("a row could not be written to %s: %s", self.path, item.error)
-                    item.done.set()
+                    item.finish()
                 self._queue = []
                 raise
             finally:
                 self._flushing = False
-        await pending.done.wait()
+        await pending.wait()
         if pending.error is not None:
             raise pending.error
         return pending.value
