@@ -96,17 +96,32 @@ def bench_in_process(prompts: list[str], rounds: int) -> None:
     )
 
 
+def _serve_env(*, tool_servers: bool) -> dict[str, str]:
+    """A fresh data dir; without tool servers for the latency loops: their one-time start (each imports the
+    MCP SDK, ~1.3 s of CPU here; see bench_tool_servers.py) would share the cores with the measurement, and
+    `route_task` never calls them."""
+    home = tempfile.mkdtemp(prefix="bench-home-")
+    env = {"MODEL_ROUTER_HOME": home}
+    if not tool_servers:
+        config = Path(home) / "router.toml"
+        config.write_text(
+            "".join(f"[tool_servers.{n}]\nenabled = false\n" for n in ("web_search", "code_exec", "memory"))
+        )
+        env["MODEL_ROUTER_CONFIG"] = str(config)
+    return env
+
+
 async def bench_stdio(prompts: list[str], calls: int) -> None:
     """Through the MCP SDK's own `Client` (what most Python hosts use), which also validates every result
     against the tool's output schema with `jsonschema`; its `ping` shows the floor of that client."""
-    home = tempfile.mkdtemp(prefix="bench-home-")
-    params = StdioServerParameters(
-        command=sys.executable, args=["-m", "server", "serve"], env={"MODEL_ROUTER_HOME": home}
-    )
+    serve = [sys.executable, "-m", "server", "serve"]
+    params = StdioServerParameters(command=serve[0], args=serve[1:], env=_serve_env(tool_servers=True))
     start = time.perf_counter()
-    async with Client(params, mode="legacy") as client:
+    async with Client(params, mode="legacy") as client:  # the default configuration, sub-servers included
         await client.list_tools()
         ready = (time.perf_counter() - start) * 1000
+    params = StdioServerParameters(command=serve[0], args=serve[1:], env=_serve_env(tool_servers=False))
+    async with Client(params, mode="legacy") as client:
         for prompt in prompts[:20]:  # warm-up
             await client.call_tool("route_task", {"task": prompt})
         samples = []
@@ -130,9 +145,8 @@ async def bench_stdio(prompts: list[str], calls: int) -> None:
 
 async def bench_stdio_wire(prompts: list[str], calls: int) -> None:
     """The server's own round trip: a minimal client writing JSON-RPC lines on the pipe and reading replies."""
-    home = tempfile.mkdtemp(prefix="bench-home-")
     process = await anyio.open_process(
-        [sys.executable, "-m", "server", "serve"], env={**os.environ, "MODEL_ROUTER_HOME": home}, stderr=None
+        [sys.executable, "-m", "server", "serve"], env={**os.environ, **_serve_env(tool_servers=False)}, stderr=None
     )
     assert process.stdin is not None and process.stdout is not None
     lines = TextReceiveStream(process.stdout)
