@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server import stdio_wire
+from server import pipes
 
 CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -21,7 +21,7 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
 
 @pytest.mark.anyio
 async def test_an_oversized_line_is_dropped_and_the_next_one_read(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(stdio_wire, "MAX_LINE_BYTES", 1024)
+    monkeypatch.setattr(pipes, "MAX_LINE_BYTES", 1024)
     read_fd, write_fd = os.pipe()
     payload = b"x" * 5000 + b"\n" + b'{"ok": true}\n'
 
@@ -29,7 +29,7 @@ async def test_an_oversized_line_is_dropped_and_the_next_one_read(monkeypatch: p
         with os.fdopen(write_fd, "wb") as pipe:
             pipe.write(payload)
 
-    reader = await stdio_wire._LineReader.open(read_fd)
+    reader = await pipes.LineReader.open(read_fd)
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(anyio.to_thread.run_sync, feed)
