@@ -21,6 +21,7 @@ from pydantic import Field
 from server import __version__
 from server.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, CompleteRequest, CompleteResult
 from server.errors import RouterError
+from server.forked_children import ForkServer
 from server.report import CostReport, GroupBy, ReportQuery, parse_time
 from server.routing import MAX_TASK_CHARS, Router, RouteResult, model_rows
 from server.runtime import Runtime, open_runtime
@@ -88,13 +89,19 @@ RuntimeFactory = Callable[[Router], AbstractAsyncContextManager[Runtime]]
 
 
 def build_server(
-    router: Router, env: Mapping[str, str] | None = None, runtime_factory: RuntimeFactory | None = None
+    router: Router,
+    env: Mapping[str, str] | None = None,
+    runtime_factory: RuntimeFactory | None = None,
+    forkserver: ForkServer | None = None,
 ) -> MCPServer:
-    """An MCPServer exposing the router's tools; the runtime (database, providers) lives in its lifespan."""
+    """An MCPServer exposing the router's tools; the runtime (database, providers) lives in its lifespan.
+
+    `forkserver`, when `serve` started one, forks the tool sub-servers (see `server/forked_children.py`).
+    """
     environment = os.environ if env is None else env
 
     def default_factory(r: Router) -> AbstractAsyncContextManager[Runtime]:
-        return open_runtime(r, environment)
+        return open_runtime(r, environment, forkserver=forkserver)
 
     factory = runtime_factory or default_factory
 

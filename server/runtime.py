@@ -19,6 +19,7 @@ from server.budgets import BudgetGuard
 from server.completion import CompletionService
 from server.config import Config, fingerprint
 from server.dispatch import Dispatcher, Limits
+from server.forked_children import ForkServer
 from server.model_pool import ProviderPool
 from server.registry import Registry
 from server.report import ReportBuilder
@@ -55,11 +56,12 @@ async def open_runtime(
     limits: Limits | None = None,
     http_client: httpx2.AsyncClient | None = None,
     eager_tools: bool = True,
+    forkserver: ForkServer | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the database, HTTP client and tool sub-servers, wire the dispatcher, close everything on exit.
 
     `toolbox` replaces the sub-server hub (tests); `eager_tools=False` starts the sub-servers only when a
-    task first needs a tool (one-shot CLI commands).
+    task first needs a tool (one-shot CLI commands); `forkserver` forks them ready-imported (`serve`).
     """
     config = router.registry.config
     registry: Registry = router.registry
@@ -70,7 +72,7 @@ async def open_runtime(
         toolbox
         if toolbox is not None
         else await stack.enter_async_context(
-            open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
+            open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools, forkserver=forkserver)
         )
     )
     ledger = Ledger(database)

@@ -20,13 +20,15 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from mcp import StdioServerParameters
-from mcp.client import Client
+from mcp.client import Client, Transport
 from mcp.shared.exceptions import MCPError
 
-from server.config import HOME_ENV, ToolServerConfig
+from server.config import ToolServerConfig
+from server.forked_children import ForkServer, ForkServerGone
+from server.forked_transport import forked_transport
 from server.messages import ToolSpec
+from server.tool_processes import child_environment, forkable_entry, full_environment
 from server.toolbox import ToolOutcome
-from tool_servers._priority import NICE_ENV
 
 log = logging.getLogger("model_router.tools")
 _CONNECTION_CLOSED = -32000
@@ -34,33 +36,25 @@ _REQUEST_TIMEOUT = -32001
 _CONNECT_TIMEOUT_S = 20.0
 _RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_RESULT_CHARS = 50_000
-# Children run at this lower CPU priority (their own `TOOL_SERVER_NICE`, applied before they import the SDK):
-# the host starts them while still answering its client's first requests, and on a small machine three
-# processes importing the MCP SDK would otherwise slow it. A server's `env` in the config can override it.
-CHILD_NICE = "10"
-# Eager start also waits this long, so that spawning them does not delay the host's first answers (the
-# lifespan that starts them runs just before the host answers `initialize`); a task that needs a tool sooner
-# starts them at once.
+# Eager start also waits this long before spawning, so that three imports of the SDK do not delay the
+# host's first answers (the lifespan that starts them runs just before the host answers `initialize`); a
+# task that needs a tool sooner starts them at once. Forked children come ready-imported: no wait.
 LAUNCH_DELAY_S = 0.3
-
-
-def child_environment(spec: ToolServerConfig, env: Mapping[str, str], data_dir: Path) -> dict[str, str]:
-    """Exactly what a child may see: its pass-through variables and fixed extras (the SDK adds PATH/HOME)."""
-    child = {name: env[name] for name in spec.pass_env if env.get(name)}
-    if HOME_ENV in spec.pass_env:
-        child[HOME_ENV] = str(data_dir)  # the host's resolved data dir, even when it came from the default
-    child[NICE_ENV] = CHILD_NICE
-    child.update(spec.env)
-    return child
 
 
 @dataclass
 class SubServer:
-    """One child process and the live client session to it."""
+    """One child process and the live client session to it.
+
+    With a fork server that has its entry (`entry`, the `-m` module), the child is forked ready-imported;
+    otherwise, or once the fork server has failed, it is spawned from `params`.
+    """
 
     name: str
     params: StdioServerParameters
     timeout_s: float
+    forkserver: ForkServer | None = None
+    entry: str = ""
     client: Client | None = None
     tools: list[ToolSpec] = field(default_factory=list)
     generation: int = 0
@@ -78,7 +72,7 @@ class SubServer:
         while True:
             self._restart = anyio.Event()
             try:
-                async with Client(self.params, mode="legacy", read_timeout_seconds=_CONNECT_TIMEOUT_S) as client:
+                async with Client(self._transport(), mode="legacy", read_timeout_seconds=_CONNECT_TIMEOUT_S) as client:
                     listed = await client.list_tools()
                     self.tools = [ToolSpec(t.name, t.description or "", dict(t.input_schema)) for t in listed.tools]
                     self.client, self.last_error, failures = client, None, 0
@@ -86,6 +80,8 @@ class SubServer:
                     log.info("tool server %s ready: %s", self.name, ", ".join(t.name for t in self.tools))
                     self._notify()
                     await self._restart.wait()
+            except ForkServerGone:
+                continue  # the fork server is marked failed: spawn the child at once instead
             except Exception as exc:  # a child that cannot start must not take the host down
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
@@ -95,6 +91,12 @@ class SubServer:
                 self._notify()
             if failures:
                 await anyio.sleep(_RESTART_BACKOFF_S[min(failures, len(_RESTART_BACKOFF_S)) - 1])
+
+    def _transport(self) -> Transport | StdioServerParameters:
+        if self.forkserver is not None and self.forkserver.can_run(self.entry):
+            env = full_environment(self.params.env or {})  # what a spawned child would get
+            return forked_transport(self.forkserver, self.entry, env, _CONNECT_TIMEOUT_S)
+        return self.params
 
     async def wait_ready(self, timeout_s: float, newer_than: int = 0) -> bool:
         """Wait until a session newer than `newer_than` is live (bounded)."""
@@ -136,10 +138,14 @@ class SubServer:
                     return ToolOutcome(
                         f"tool {name} timed out after {self.timeout_s:.0f}s; try a smaller request", is_error=True
                     )
-                if exc.code != _CONNECTION_CLOSED or attempt == 2:
+                if exc.code != _CONNECTION_CLOSED:
+                    return ToolOutcome(f"tool {name} failed: {exc.message}", is_error=True)
+                if attempt == 2:
+                    self.report_dead(seen)  # restart now, not when the next call finds it dead
                     return ToolOutcome(f"tool {name} failed: {exc.message}", is_error=True)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
                 if attempt == 2:
+                    self.report_dead(seen)
                     return ToolOutcome(f"tool {name} failed: its server stopped", is_error=True)
             else:
                 return _outcome(result)
@@ -207,7 +213,12 @@ class ToolHub:
         }
 
 
-def build_servers(specs: Mapping[str, ToolServerConfig], env: Mapping[str, str], data_dir: Path) -> list[SubServer]:
+def build_servers(
+    specs: Mapping[str, ToolServerConfig],
+    env: Mapping[str, str],
+    data_dir: Path,
+    forkserver: ForkServer | None = None,
+) -> list[SubServer]:
     servers = []
     for name, spec in specs.items():
         if not spec.enabled:
@@ -217,28 +228,41 @@ def build_servers(specs: Mapping[str, ToolServerConfig], env: Mapping[str, str],
             args=list(spec.args),
             env=child_environment(spec, env, data_dir),
         )
-        servers.append(SubServer(name=name, params=params, timeout_s=spec.timeout_s))
+        entry = forkable_entry(spec)
+        usable = forkserver if forkserver is not None and forkserver.can_run(entry) else None
+        servers.append(SubServer(name=name, params=params, timeout_s=spec.timeout_s, forkserver=usable, entry=entry))
     return servers
 
 
 @asynccontextmanager
 async def open_tool_hub(
-    specs: Mapping[str, ToolServerConfig], env: Mapping[str, str], data_dir: Path, *, eager: bool = True
+    specs: Mapping[str, ToolServerConfig],
+    env: Mapping[str, str],
+    data_dir: Path,
+    *,
+    eager: bool = True,
+    forkserver: ForkServer | None = None,
 ) -> AsyncIterator[ToolHub]:
     """A hub whose sub-servers live inside this context; all are stopped on exit.
 
     `eager` launches them now, in the background; otherwise they start when a task first needs a tool.
+    `forkserver` (started early by `serve`) forks the servers it has imported instead of spawning them;
+    when none of them can use it, it is stopped at once.
     """
+    servers = build_servers(specs, env, data_dir, forkserver)
+    if forkserver is not None and not any(s.forkserver is forkserver for s in servers):
+        forkserver.close()
     async with anyio.create_task_group() as tg:
-        hub = ToolHub(build_servers(specs, env, data_dir), tg)
+        hub = ToolHub(servers, tg)
         if eager:
-            tg.start_soon(_launch_later, hub)
+            forked = any(s.forkserver is not None for s in servers)
+            tg.start_soon(_launch_later, hub, 0.0 if forked else LAUNCH_DELAY_S)
         try:
             yield hub
         finally:
             tg.cancel_scope.cancel()
 
 
-async def _launch_later(hub: ToolHub) -> None:
-    await anyio.sleep(LAUNCH_DELAY_S)
+async def _launch_later(hub: ToolHub, delay_s: float) -> None:
+    await anyio.sleep(delay_s)
     hub.launch()
