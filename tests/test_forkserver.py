@@ -13,10 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.config import ToolServerConfig
+from server.config import ToolServerConfig, load_config
 from server.forked_children import ForkServer, ForkServerGone
 from server.tool_hub import open_tool_hub
 from server.tool_processes import child_environment, full_environment, prelaunch
+from tool_servers.code_exec.sandbox import probe_sandbox
 
 pytestmark = [
     pytest.mark.anyio,
@@ -144,3 +145,28 @@ def test_the_fork_server_answers_a_malformed_request_with_an_error_and_keeps_ser
         for read_end, write_end in pipes:
             os.close(read_end)
             os.close(write_end)
+
+
+async def test_the_code_sandbox_holds_in_a_forked_child(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    config = load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)})
+    forkserver = ForkServer.start()
+    assert forkserver is not None
+    specs = {"code_exec": config.tool_servers["code_exec"]}
+    try:
+        async with open_tool_hub(specs, dict(os.environ), tmp_path, forkserver=forkserver) as hub:
+            found = await hub.call_tool("execute_python", {"code": "import os\nprint(sorted(os.environ))"})
+            ran = json.loads(found.text)
+            assert ran["exit_code"] == 0 and "OPENAI_API_KEY" not in ran["stdout"]
+            assert set(probe_sandbox().protections) <= set(ran["protections"])  # as strong as a spawned server's
+            started = time.monotonic()
+            looped = json.loads(
+                (await hub.call_tool("execute_python", {"code": "while True: pass", "timeout_s": 2})).text
+            )
+            assert looped["timed_out"] and time.monotonic() - started < 6
+            bomb = "import os\nwhile True:\n    os.fork()"
+            forked = json.loads((await hub.call_tool("execute_python", {"code": bomb, "timeout_s": 3})).text)
+            assert forked["exit_code"] != 0 or forked["timed_out"]
+            assert forkserver.failed is None  # it really ran forked
+    finally:
+        forkserver.close()
