@@ -12,7 +12,6 @@ from typing import Any
 
 import anthropic
 import httpx2
-from anthropic.types import Message as AnthropicMessage
 
 from server.messages import (
     ChatRequest,
@@ -25,7 +24,7 @@ from server.messages import (
     ToolSpec,
     Usage,
 )
-from server.providers.translate import translate
+from server.providers.translate import UnreadableBody, count, field, translate
 
 _FINISH = {
     "end_turn": FinishReason.STOP,
@@ -82,31 +81,38 @@ def to_wire(request: ChatRequest) -> dict[str, Any]:
 
 
 def usage_from_wire(usage: Any) -> Usage:
-    if usage is None:
+    """Anthropic counts cache reads and writes apart from `input_tokens`; the internal input includes both."""
+    if not isinstance(usage, dict):
         return Usage()
-    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
-    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    cache_read = count(usage, "cache_read_input_tokens")
     return Usage(
-        input_tokens=(usage.input_tokens or 0) + cache_read + cache_write,
+        input_tokens=count(usage, "input_tokens") + cache_read + count(usage, "cache_creation_input_tokens"),
         cached_input_tokens=cache_read,
-        output_tokens=usage.output_tokens or 0,
+        output_tokens=count(usage, "output_tokens"),
     )
 
 
-def from_wire(message: Any) -> ChatResponse:
+def from_wire(body: Any) -> ChatResponse:
+    """A Messages response body (decoded JSON) → the internal response; `UnreadableBody` if it is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("content", []), list):
+        raise UnreadableBody("the body is not a message object")
     parts: list[Any] = []
-    for block in message.content or []:
-        if block.type == "text" and block.text:
-            parts.append(TextPart(block.text))
-        elif block.type == "tool_use":
-            arguments = block.input if isinstance(block.input, dict) else {"value": block.input}
-            parts.append(ToolCallPart(block.id, block.name, arguments))
+    for block in field(body, "content", list):
+        if not isinstance(block, dict):
+            continue
+        kind = block.get("type")
+        if kind == "text" and isinstance(block.get("text"), str) and block["text"]:
+            parts.append(TextPart(block["text"]))
+        elif kind == "tool_use" and isinstance(block.get("name"), str):
+            raw = block.get("input")
+            arguments = raw if isinstance(raw, dict) else {"value": raw}
+            parts.append(ToolCallPart(str(block.get("id") or ""), block["name"], arguments))
     return ChatResponse(
         message=Message("assistant", tuple(parts)),
-        usage=usage_from_wire(message.usage),
-        finish_reason=_FINISH.get(message.stop_reason or "", FinishReason.OTHER),
-        model=message.model or "",
-        response_id=message.id,
+        usage=usage_from_wire(body.get("usage")),
+        finish_reason=_FINISH.get(str(body.get("stop_reason") or ""), FinishReason.OTHER),
+        model=str(body.get("model") or ""),
+        response_id=str(body.get("id") or ""),
     )
 
 
@@ -131,11 +137,13 @@ class AnthropicChatModel:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         try:
             # Our body is already wire-shaped: skip `messages.create`'s TypedDict transform (see openai_chat).
-            message = await self._client.post(
-                "/v1/messages", body=to_wire(request), cast_to=AnthropicMessage, options={"timeout": request.timeout_s}
+            # The raw response, read by `from_wire` (see openai_chat); errors are still raised by the SDK.
+            response = await self._client.post(
+                "/v1/messages", body=to_wire(request), cast_to=httpx2.Response, options={"timeout": request.timeout_s}
             )
+            message = from_wire(response.json())
         except anthropic.AnthropicError as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
         except (httpx2.HTTPError, ValueError) as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
-        return from_wire(message)
+        return message

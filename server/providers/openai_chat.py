@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion
 
 from server.messages import (
     ChatRequest,
@@ -25,7 +24,7 @@ from server.messages import (
     ToolSpec,
     Usage,
 )
-from server.providers.translate import translate
+from server.providers.translate import UnreadableBody, count, field, translate
 
 INVALID_ARGUMENTS = "__invalid_json__"
 _FINISH = {
@@ -90,7 +89,12 @@ def to_wire(request: ChatRequest) -> dict[str, Any]:
     return params
 
 
-def _arguments(raw: str | None) -> dict[str, Any]:
+def _arguments(raw: Any) -> dict[str, Any]:
+    """The call's arguments: a JSON object in a string (some compatible servers send the object itself)."""
+    if isinstance(raw, dict):
+        return raw
+    if raw is not None and not isinstance(raw, str):
+        return {INVALID_ARGUMENTS: json.dumps(raw)}
     try:
         value = json.loads(raw or "{}")
     except json.JSONDecodeError:
@@ -100,37 +104,46 @@ def _arguments(raw: str | None) -> dict[str, Any]:
 
 def usage_from_wire(usage: Any) -> Usage:
     """prompt_tokens include cached ones; completion_tokens include reasoning ones (as the invariant wants)."""
-    if usage is None:
+    if not isinstance(usage, dict):
         return Usage()
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
     return Usage(
-        input_tokens=usage.prompt_tokens or 0,
-        cached_input_tokens=(getattr(prompt_details, "cached_tokens", None) or 0),
-        output_tokens=usage.completion_tokens or 0,
-        reasoning_tokens=(getattr(completion_details, "reasoning_tokens", None) or 0),
+        input_tokens=count(usage, "prompt_tokens"),
+        cached_input_tokens=count(field(usage, "prompt_tokens_details", dict), "cached_tokens"),
+        output_tokens=count(usage, "completion_tokens"),
+        reasoning_tokens=count(field(usage, "completion_tokens_details", dict), "reasoning_tokens"),
     )
 
 
-def from_wire(completion: Any) -> ChatResponse:
-    """A ChatCompletion → the internal response (first choice)."""
-    if not completion.choices:
-        return ChatResponse(Message("assistant", ()), usage_from_wire(completion.usage), FinishReason.OTHER,
-                            completion.model or "", completion.id)  # fmt: skip
-    choice = completion.choices[0]
+def from_wire(body: Any) -> ChatResponse:
+    """A Chat Completions response body (decoded JSON) → the internal response (first choice).
+
+    Raises `UnreadableBody` when the body is not shaped like a completion; absent optional fields are empty.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("choices", []), list):
+        raise UnreadableBody("the body is not a chat completion object")
+    usage = usage_from_wire(body.get("usage"))
+    model, response_id = str(body.get("model") or ""), str(body.get("id") or "")
+    choices = body.get("choices") or []
+    if not choices:
+        return ChatResponse(Message("assistant", ()), usage, FinishReason.OTHER, model, response_id)
+    choice = choices[0] if isinstance(choices[0], dict) else {}
+    message = field(choice, "message", dict)
     parts: list[Any] = []
-    if choice.message.content:
-        parts.append(TextPart(choice.message.content))
-    for call in choice.message.tool_calls or []:
-        function = getattr(call, "function", None)
-        if function is not None:
-            parts.append(ToolCallPart(call.id, function.name, _arguments(function.arguments)))
+    content = message.get("content")
+    if isinstance(content, str) and content:
+        parts.append(TextPart(content))
+    for call in field(message, "tool_calls", list):
+        function = field(call, "function", dict) if isinstance(call, dict) else {}
+        if isinstance(function.get("name"), str):
+            parts.append(
+                ToolCallPart(str(call.get("id") or ""), function["name"], _arguments(function.get("arguments")))
+            )
     return ChatResponse(
         message=Message("assistant", tuple(parts)),
-        usage=usage_from_wire(completion.usage),
-        finish_reason=_FINISH.get(choice.finish_reason or "", FinishReason.OTHER),
-        model=completion.model or "",
-        response_id=completion.id,
+        usage=usage,
+        finish_reason=_FINISH.get(str(choice.get("finish_reason") or ""), FinishReason.OTHER),
+        model=model,
+        response_id=response_id,
     )
 
 
@@ -157,14 +170,17 @@ class OpenAIChatModel:
         try:
             # `post` with our already-wire-shaped body: `chat.completions.create` would walk it through the SDK's
             # TypedDict transform first, which costs more CPU than everything else the router does per call.
-            completion = await self._client.post(
+            # The raw response: `from_wire` reads the decoded JSON directly, so the SDK need not build (and
+            # we then take apart) a ChatCompletion model per call. Errors are still raised by the SDK.
+            response = await self._client.post(
                 "/chat/completions",
                 body=to_wire(request),
-                cast_to=ChatCompletion,
+                cast_to=httpx2.Response,
                 options={"timeout": request.timeout_s},
             )
+            completion = from_wire(response.json())
         except openai.OpenAIError as exc:
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
         except (httpx2.HTTPError, ValueError) as exc:  # garbled body or transport error the SDK let through
             raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
-        return from_wire(completion)
+        return completion

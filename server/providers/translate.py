@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import email.utils
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 from server.errors import (
     AuthError,
@@ -22,6 +22,8 @@ from server.errors import (
     RateLimited,
 )
 
+T = TypeVar("T")
+
 _CONTEXT_MARKERS = (
     "context_length_exceeded",
     "maximum context length",
@@ -31,6 +33,22 @@ _CONTEXT_MARKERS = (
     "input is too long",
     "reduce the length",
 )
+
+
+class UnreadableBody(ValueError):
+    """A 2xx response whose JSON is not shaped like the API's answer."""
+
+
+def field(body: dict[str, Any], key: str, kind: type[T]) -> T:
+    """`body[key]` when it has the expected JSON type, else an empty one (providers omit or null fields)."""
+    value = body.get(key)
+    return value if isinstance(value, kind) else kind()
+
+
+def count(body: dict[str, Any], key: str) -> int:
+    """A token count: a non-negative integer, 0 when absent, null or garbled."""
+    value = body.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def retry_after_seconds(headers: Any, now: float | None = None) -> float | None:
@@ -75,7 +93,7 @@ def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: 
             return ProviderTimeout(f"{provider} did not answer in time", **ctx)
         if "Connection" in name:
             return ProviderUnavailable(f"{provider} could not be reached: {_cause(exc)}", **ctx)
-        if "Validation" in name or "JSONDecode" in name or "Decode" in name:
+        if isinstance(exc, UnreadableBody) or "Validation" in name or "Decode" in name:
             return ProviderUnavailable(f"{provider} sent a response that could not be read ({name})", **ctx)
         return ProviderUnavailable(f"{provider} call failed: {name}", **ctx)
     message, code = _body_message(getattr(exc, "body", None), str(exc))

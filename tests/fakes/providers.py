@@ -2,7 +2,8 @@
 
 Faithful at the HTTP boundary: the same paths, auth headers, request validation, response bodies with
 usage blocks (cached and reasoning tokens), and the real error bodies and headers (429 with retry-after,
-500, Anthropic 529 overloaded, context-length 400s, 401s), plus a hung socket and a garbled body.
+500, Anthropic 529 overloaded, context-length 400s, 401s), plus a hung socket, a garbled body and a
+mis-shaped one.
 Responses are scripted per API model id; every request is logged for assertions.
 
     with FakeProviders() as fake:
@@ -87,6 +88,11 @@ def hang() -> Spec:
 
 def garbled() -> Spec:
     return Spec("garbled")
+
+
+def mis_shaped() -> Spec:
+    """Valid JSON with a 200, but not a completion or message object (a misbehaving proxy)."""
+    return Spec("mis_shaped")
 
 
 def _openai_error(spec: Spec) -> dict[str, Any]:
@@ -238,6 +244,8 @@ class FakeProviders:
             await asyncio.sleep(3600)
         if spec.kind == "garbled":
             return Response('{"id": "chatcmpl-1", "choices": [', media_type="application/json")
+        if spec.kind == "mis_shaped":
+            return JSONResponse(["this", "is", "not", "an", "answer"])
         if spec.kind == "error":
             headers = {"x-request-id": f"req_{next(_ids)}", **spec.headers}
             return JSONResponse(render_error(spec), spec.status, headers=headers)

@@ -62,6 +62,7 @@ async def test_two_round_tool_exchange(fake: f.FakeProviders, kind: str, api_mod
         (f.context_too_long(), ContextTooLong, lambda e: e.status == 400),
         (f.unauthorized(), AuthError, lambda e: e.api_key_env in str(e) and "test-key-1234" not in str(e)),
         (f.garbled(), ProviderUnavailable, lambda e: e.status is None),
+        (f.mis_shaped(), ProviderUnavailable, lambda e: "could not be read" in str(e)),
     ],
 )
 async def test_errors_map_to_the_typed_tree(fake: f.FakeProviders, kind: str, spec, error, check) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace as NS
+import pytest
 
 from server.messages import ChatRequest, Message, TextPart, ToolCallPart, ToolResultPart, ToolSpec
 from server.providers import anthropic_messages as anth
@@ -53,15 +53,17 @@ def test_openai_error_results_are_marked_for_the_model() -> None:
 
 
 def test_openai_response_with_tool_calls_and_usage_details() -> None:
-    completion = NS(
-        id="chatcmpl-1", model="gpt-4.1",
-        choices=[NS(finish_reason="tool_calls", message=NS(content=None, tool_calls=[
-            NS(id="call_7", function=NS(name="web_search", arguments='{"query": "x"}')),
-            NS(id="call_8", function=NS(name="web_search", arguments='{not json')),
-        ]))],
-        usage=NS(prompt_tokens=1200, completion_tokens=300,
-                 prompt_tokens_details=NS(cached_tokens=1000), completion_tokens_details=NS(reasoning_tokens=200)),
-    )  # fmt: skip
+    completion = {
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-4.1",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": None,
+                     "tool_calls": [
+            {"id": "call_7", "type": "function", "function": {"name": "web_search", "arguments": '{"query": "x"}'}},
+            {"id": "call_8", "type": "function", "function": {"name": "web_search", "arguments": "{not json"}},
+        ]}}],
+        "usage": {"prompt_tokens": 1200, "completion_tokens": 300, "total_tokens": 1500,
+                  "prompt_tokens_details": {"cached_tokens": 1000},
+                  "completion_tokens_details": {"reasoning_tokens": 200}},
+    }  # fmt: skip
     response = oai.from_wire(completion)
     calls = response.message.tool_calls
     assert [(c.id, c.arguments) for c in calls] == [("call_7", {"query": "x"}), ("call_8", {oai.INVALID_ARGUMENTS:
@@ -83,17 +85,47 @@ def test_anthropic_request_merges_roles_and_carries_tool_results() -> None:
 
 
 def test_anthropic_usage_counts_cache_reads_and_writes_as_input() -> None:
-    usage = anth.usage_from_wire(NS(input_tokens=100, cache_read_input_tokens=3000, cache_creation_input_tokens=500,
-                                    output_tokens=40))  # fmt: skip
+    usage = anth.usage_from_wire({"input_tokens": 100, "cache_read_input_tokens": 3000,
+                                  "cache_creation_input_tokens": 500, "output_tokens": 40})  # fmt: skip
     assert (usage.input_tokens, usage.cached_input_tokens, usage.output_tokens) == (3600, 3000, 40)
 
 
 def test_anthropic_response_maps_tool_use_and_stop_reason() -> None:
-    message = NS(id="msg_1", model="claude", stop_reason="tool_use",
-                 content=[NS(type="text", text="checking"), NS(type="tool_use", id="toolu_1", name="web_search",
-                                                               input={"query": "q"})],
-                 usage=NS(input_tokens=10, output_tokens=5))  # fmt: skip
+    message = {"id": "msg_1", "type": "message", "role": "assistant", "model": "claude", "stop_reason": "tool_use",
+               "content": [{"type": "text", "text": "checking"},
+                           {"type": "tool_use", "id": "toolu_1", "name": "web_search", "input": {"query": "q"}}],
+               "usage": {"input_tokens": 10, "output_tokens": 5}}  # fmt: skip
     response = anth.from_wire(message)
     assert response.message.text == "checking"
     assert response.message.tool_calls[0].id == "toolu_1"
     assert response.finish_reason.value == "tool_calls"
+
+
+def test_openai_compatible_servers_quirks_are_read() -> None:
+    """Arguments sent as an object (some compatible servers), null usage details, no choices."""
+    body = {"id": "x", "model": "m", "choices": [{"finish_reason": "stop", "message": {"content": "hi", "tool_calls": [
+        {"id": "c1", "function": {"name": "f", "arguments": {"a": 1}}}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 2, "prompt_tokens_details": None}}  # fmt: skip
+    response = oai.from_wire(body)
+    assert response.message.text == "hi" and response.message.tool_calls[0].arguments == {"a": 1}
+    assert (response.usage.input_tokens, response.usage.cached_input_tokens) == (5, 0)
+    empty = oai.from_wire({"id": "y", "choices": [], "usage": None})
+    assert empty.message.parts == () and empty.usage.input_tokens == 0
+
+
+@pytest.mark.parametrize("body", [[], "ok", None, {"choices": "nope"}])
+def test_openai_body_not_shaped_like_a_completion_is_unreadable(body: object) -> None:
+    with pytest.raises(oai.UnreadableBody):
+        oai.from_wire(body)
+
+
+@pytest.mark.parametrize("body", [[], "ok", {"content": {"type": "text"}}])
+def test_anthropic_body_not_shaped_like_a_message_is_unreadable(body: object) -> None:
+    with pytest.raises(anth.UnreadableBody):
+        anth.from_wire(body)
+
+
+def test_garbled_token_counts_count_as_zero() -> None:
+    usage = oai.usage_from_wire({"prompt_tokens": "12", "completion_tokens": -3, "prompt_tokens_details": {
+        "cached_tokens": True}})  # fmt: skip
+    assert (usage.input_tokens, usage.output_tokens, usage.cached_input_tokens) == (0, 0, 0)
