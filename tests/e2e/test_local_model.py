@@ -14,6 +14,7 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,3 +118,18 @@ async def test_llama_cpp_server_as_an_openai_compatible_provider(tmp_path: Path,
     data = result.structured_content
     assert data["model_used"] == "llamaserver/gemma-3-270m"
     assert data["input_tokens"] > 0 and data["output_tokens"] > 0 and data["cost_usd"] == 0.0
+
+
+def test_the_real_model_ends_a_generation_when_asked_to_stop(gguf: Path) -> None:
+    """llama-cpp-python calls the stop check `chat` relies on for cancellation after every token."""
+    from server.messages import ChatRequest, Message
+    from server.providers.llamacpp_local import LlamaCppModel
+
+    model = LlamaCppModel(provider_id="local", data_dir=gguf.parent.parent)
+    request = ChatRequest("gemma-3-270m", (Message.user("Write a short poem about the sea."),), max_tokens=48)
+    free = model.generate(request)
+    stop = threading.Event()
+    stop.set()
+    stopped = model.generate(request, stop)
+    assert free["usage"]["completion_tokens"] > 1
+    assert stopped["usage"]["completion_tokens"] <= 1 and stopped["choices"][0]["finish_reason"] == "stop"
