@@ -30,6 +30,7 @@ from server.config import Config, load_config
 from server.errors import ConfigError
 from server.registry import Registry
 from server.tool_hub import open_tool_hub
+from server.tool_processes import full_environment
 
 Status = Literal["ok", "warn", "error"]
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
@@ -158,7 +159,8 @@ async def probe_generation(command: list[str], timeout_s: float = _GENERATION_TI
     """Run `command` (the local probe) and judge its end: a signal means the native build cannot run here."""
     try:
         with anyio.fail_after(timeout_s):
-            done = await anyio.run_process(command, check=False)
+            # The basics only (PATH, HOME, ...): a model that runs offline has no use for the provider keys.
+            done = await anyio.run_process(command, check=False, env=full_environment({}))
     except TimeoutError:
         return Check("local model", "warn", f"a 4-token test generation did not finish in {timeout_s:.0f} s",
                      "check the machine's load; `model-router complete` will be as slow")  # fmt: skip

@@ -86,3 +86,9 @@ def test_a_failing_or_hanging_test_generation_is_reported() -> None:
     assert failed.status == "error" and "the GGUF is corrupt" in failed.detail
     hung = _probe("import time; time.sleep(30)", timeout_s=0.5)
     assert hung.status == "warn" and "did not finish" in hung.detail
+
+
+def test_the_test_generation_sees_no_provider_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-abcdef123456")
+    check = _probe("import os, sys; sys.exit('key leaked' if 'OPENAI_API_KEY' in os.environ else 0)")
+    assert check.status == "ok", check.detail
