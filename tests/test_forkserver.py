@@ -17,6 +17,7 @@ from server.config import ToolServerConfig, load_config
 from server.forked_children import ForkServer, ForkServerGone
 from server.tool_hub import open_tool_hub
 from server.tool_processes import child_environment, full_environment, prelaunch
+from tests.procfs import alive
 from tool_servers.code_exec.sandbox import probe_sandbox
 
 pytestmark = [
@@ -40,19 +41,11 @@ def forkserver(monkeypatch):
     started.close()
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
-
-
 def _gone_within(pid: int, seconds: float) -> bool:
     deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    return not _alive(pid)
+    return not alive(pid)
 
 
 def _start_environment(pid: int) -> bytes:
@@ -69,7 +62,7 @@ async def test_a_forked_child_has_exactly_the_spawned_environment_and_no_key(tmp
         assert "VISIBLE_VAR" in seen and "OPENAI_API_KEY" not in seen
         assert SECRET.encode() not in _start_environment(pid)  # inherited from the fork server
         assert os.getpgid(pid) == pid  # its own session and process group, as a spawned server has
-    assert not _alive(pid)  # leaving the hub stopped it
+    assert not alive(pid)  # leaving the hub stopped it
 
 
 async def test_a_prelaunched_child_is_taken_by_the_hub(tmp_path, forkserver) -> None:
@@ -84,18 +77,18 @@ async def test_a_child_nobody_took_exits_when_the_fork_server_closes(tmp_path, f
     forkserver.prelaunch("tests.fixtures.probe_server", {"WANTED": "a"})
     other = await forkserver.launch("tests.fixtures.probe_server", {"WANTED": "b"}, 10)  # reads both replies
     spare = forkserver._spares[0].child
-    assert spare is not None and _alive(spare.pid)
+    assert spare is not None and alive(spare.pid)
     forkserver.close()
     assert _gone_within(spare.pid, 10)
     await other.stop()
-    assert not _alive(other.pid)
+    assert not alive(other.pid)
 
 
 async def test_a_cancelled_launch_leaves_the_fork_server_usable(forkserver) -> None:
     with anyio.move_on_after(0):
         await forkserver.launch("tests.fixtures.probe_server", {}, 10)
     child = await forkserver.launch("tests.fixtures.probe_server", {}, 10)
-    assert forkserver.failed is None and _alive(child.pid)
+    assert forkserver.failed is None and alive(child.pid)
     await child.stop()
 
 
@@ -137,7 +130,7 @@ def test_the_fork_server_answers_a_malformed_request_with_an_error_and_keeps_ser
         socket.send_fds(ours, [json.dumps({"name": "probe", "env": {}}).encode()], [pipes[0][0], pipes[1][1]])
         reply, fds, _, _ = socket.recv_fds(ours, 65536, 1)
         pid = json.loads(reply)["pid"]
-        assert len(fds) == 1 and _alive(pid)
+        assert len(fds) == 1 and alive(pid)
         os.close(fds[0])
     finally:
         ours.close()  # the fork server exits on end-of-file

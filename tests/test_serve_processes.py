@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.procfs import alive
+
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")]
 
 SECRET = "sk-secret-serve-tree-000000"
@@ -24,14 +26,6 @@ def _children(pid: int) -> list[int]:
     for task in Path(f"/proc/{pid}/task").iterdir():
         found += [int(c) for c in (task / "children").read_text().split()]
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
 
 
 def _sub_server_of(pid: int) -> str:
@@ -85,6 +79,6 @@ def test_serve_runs_three_keyless_lower_priority_sub_servers_and_leaves_none_beh
         code = host.wait(timeout=30)
     assert code == 0, "".join(log)
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in tree) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not [pid for pid in tree if _alive(pid)], "processes left behind after the host exited"
+    assert not [pid for pid in tree if alive(pid)], "processes left behind after the host exited"
