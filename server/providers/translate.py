@@ -1,9 +1,10 @@
 """Foreign errors → the router's typed tree, once, at the adapter boundary.
 
 Both official SDKs (openai, anthropic) raise the same shapes: a status error carrying the HTTP response
-and decoded body, a timeout error, a connection error, and a response-validation error for a garbled
-200. This module reads those shapes by duck typing, so one function serves both, and never puts the key
-into a message.
+and decoded body, a timeout error and a connection error; a 200 whose body is not JSON, or not shaped like
+the API's answer, fails in the adapters' own reading of it (`UnreadableBody`, `field` and `count` help).
+This module reads those shapes by duck typing, so one function serves both, and never puts the key into a
+message.
 """
 
 from __future__ import annotations
