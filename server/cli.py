@@ -8,6 +8,7 @@ non-zero exit code and a message saying what to fix — never a traceback for an
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import json
 import os
@@ -177,6 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `model-router` console script."""
     args = _build_parser().parse_args(argv)
     configure_logging(args.log_level)
+    # A native crash (llama.cpp, SQLite) ends the process with no Python error; this leaves the Python stack
+    # of every thread on stderr, the log, so the report says which call it was.
+    faulthandler.enable(file=sys.stderr)
     try:
         return _COMMANDS[args.command](args)
     except RouterError as exc:

@@ -111,3 +111,13 @@ def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert str(config) in done.stderr and "providers.openai.kind" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_native_crash_leaves_the_python_stack_on_stderr(tmp_path: Path) -> None:
+    """As a llama.cpp segfault would: the log must say where, not just that the process vanished."""
+    code = ("import ctypes, sys; from server.cli import main; main(['route', 'hello']); "
+            "ctypes.string_at(0)")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(tmp_path)})  # fmt: skip
+    assert done.returncode < 0
+    assert "Segmentation fault" in done.stderr and "string_at" in done.stderr
