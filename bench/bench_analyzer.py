@@ -72,9 +72,9 @@ def builtin(home: Path) -> None:
 
 
 def calibration(home: Path) -> None:
-    from server.analysis import analyze_task
-    from server.config import load_config
-    from server.evaluation import load_labelled, pgr_curve
+    from server.analysis.local import analyze_task
+    from server.analysis.metrics import load_labelled, pgr_curve
+    from server.domain.config import load_config
 
     routing = load_config(env={"MODEL_ROUTER_HOME": str(home)}).routing
     pairs = load_labelled(EVAL / "pairs_dev.jsonl").pairs
@@ -106,7 +106,7 @@ def subject_ceiling() -> None:
     wording says about it) is bounded near this; beating it needs to know which questions of a subject the
     weak model gets wrong. Within-subject prompt length is added as a tie-breaker to show it does not help.
     """
-    from server.evaluation import gap_metrics, load_labelled
+    from server.analysis.metrics import gap_metrics, load_labelled
 
     pairs = [p for p in load_labelled(EVAL / "pairs_dev.jsonl").pairs if p.group == "mmlu"]
     halves = split_pairs([{"id": p.id, "source": p.source} for p in pairs])
@@ -161,7 +161,7 @@ def learned(home: Path, work: Path) -> None:
 
 
 def latency() -> None:
-    from server.analysis import analyze_task
+    from server.analysis.local import analyze_task
 
     prompts = [r["prompt"] for r in read(EVAL / "dev.jsonl") if len(r["prompt"]) < 4_000]
     documents = [r["prompt"] for r in read(EVAL / "dev.jsonl") if len(r["prompt"]) >= 4_000]

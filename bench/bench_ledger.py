@@ -20,9 +20,9 @@ from pathlib import Path
 import anyio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.config import load_config
-from server.registry import Registry
-from server.report import ReportBuilder, ReportQuery
+from server.accounting.report import ReportBuilder, ReportQuery
+from server.domain.config import load_config
+from server.domain.registry import Registry
 from server.store import AttemptRecord, Ledger, open_database
 from server.store.ledger import import_attempts
 

@@ -27,13 +27,13 @@ import httpx2
 import openai
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.completion import CompleteRequest
-from server.config import load_config
-from server.registry import Registry
-from server.routing import Router
-from server.runtime import open_runtime
-from server.selection import RouteOptions
-from server.toolbox import NoTools
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.execution.completion import CompleteRequest
+from server.execution.runtime import open_runtime
+from server.routing.router import Router
+from server.routing.selector import RouteOptions
+from server.tools.toolbox import NoTools
 
 LATENCY_S = 0.05
 

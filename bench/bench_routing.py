@@ -22,10 +22,10 @@ from mcp import StdioServerParameters
 from mcp.client import Client
 
 from server.analysis.analyzers import BuiltinAnalyzer, LearnedAnalyzer
-from server.config import load_config
-from server.registry import Registry
-from server.routing import Router
-from server.selection import Preference, RouteOptions, select_route
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.routing.router import Router
+from server.routing.selector import Preference, RouteOptions, select_route
 
 EVAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"
 FALLBACK_PROMPTS = [
@@ -43,7 +43,7 @@ def bench_accuracy() -> None:
     if not path.exists():
         print("accuracy: skipped (../shared/eval/dev.jsonl is absent)")
         return
-    from server.analysis import analyze_task
+    from server.analysis.local import analyze_task
 
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     hits: dict[str, list[int]] = {}

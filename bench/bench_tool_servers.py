@@ -29,9 +29,9 @@ from anyio.streams.text import TextReceiveStream
 from mcp.client import Client
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from server.config import load_config
-from server.forked_children import ForkServer
-from server.tool_hub import open_tool_hub
+from server.domain.config import load_config
+from server.tools.forked_children import ForkServer
+from server.tools.hub import open_tool_hub
 from tool_servers.memory.server import build_server as build_memory
 from tool_servers.memory.store import MemoryStore
 

@@ -1,18 +1,32 @@
-"""The router's typed errors. Policy code (fallback, budgets, tool errors) looks only at these types.
+"""Every error a caller of model-router can meet, in one tree. Policy code looks only at these types.
 
-    RouterError
-    ├── ConfigError            the configuration is invalid; the message names file, key and what is allowed
-    ├── AllModelsFailed        every model of a route failed; carries each attempt
-    └── ProviderError          a provider call failed (translated once, at the adapter boundary)
-        ├── RateLimited        429; retry_after_s from Retry-After when given
-        ├── ProviderTimeout    no answer in time
-        ├── ProviderUnavailable  5xx, Anthropic 529 overloaded, connection refused/reset, garbled body
-        ├── AuthError          401/403; names the env var to set or fix, never the key
-        ├── BadRequest         the request itself is wrong (400/404/422)
-        └── ContextTooLong     the prompt does not fit the model's context window
+    RouterError                    base of every anticipated failure; the message says what to do next
+    ├── ConfigError                the configuration is invalid; names file, key and what is allowed
+    ├── HostConfigError            an MCP host's config file (Claude Desktop) cannot be read or written safely
+    ├── InputError                 the caller's arguments cannot be used as given
+    │   ├── InvalidTask            the task text is empty, too long or not text
+    │   ├── InvalidSessionId       the session id has characters or a length that are not allowed
+    │   ├── InvalidTimeWindow      a report's since/until cannot be read or is out of range
+    │   └── EvalDataError          a labelled file cannot be read; names the file and line
+    ├── RoutingError               no route satisfies the request (self_hosted_only, force_model, context fit)
+    ├── BudgetExceeded             a budget has no room for a call; names it, what is spent and what is left
+    ├── StoreError                 the database cannot be opened, read or written
+    │   └── SchemaTooNew           the database was written by a newer model-router
+    ├── LearnedModelError          the stored learned router cannot be used
+    ├── ToolUnavailable            a tool sub-server could not be started or reached
+    ├── TaskStopped                a failure no other model can fix (auth, bad request); carries the attempts
+    ├── AllModelsFailed            every model of a route failed; carries each attempt
+    └── ProviderError              a provider call failed (translated once, at the adapter boundary)
+        ├── RateLimited            429; retry_after_s from Retry-After when given
+        ├── ProviderTimeout        no answer in time
+        ├── ProviderUnavailable    5xx, Anthropic 529 overloaded, connection refused/reset, garbled body
+        ├── AuthError              401/403; names the env var to set or fix, never the key
+        ├── BadRequest             the request itself is wrong (400/404/422)
+        └── ContextTooLong         the prompt does not fit the model's context window
 
-Messages are written for the person or model reading them: they say what to do next. The original
-foreign exception is kept as `__cause__`.
+The MCP tools turn any `RouterError` into a `ToolError` with its message; the CLI prints it and exits 1.
+Foreign exceptions are translated once, at the boundary that meets them, with the original kept as
+`__cause__`.
 """
 
 from __future__ import annotations
@@ -27,6 +41,79 @@ class RouterError(Exception):
 
 class ConfigError(RouterError):
     """The configuration cannot be used as written."""
+
+
+class HostConfigError(RouterError):
+    """The host's config file cannot be read or written safely."""
+
+
+class InputError(RouterError):
+    """The caller's arguments cannot be used as given; the message says which and what is allowed."""
+
+
+class InvalidTask(InputError):
+    """The task text cannot be routed; the message says how to fix it."""
+
+
+class InvalidSessionId(InputError):
+    """The session id has characters or a length that are not allowed."""
+
+
+class InvalidTimeWindow(InputError):
+    """A report window bound cannot be read or lies outside the representable range."""
+
+
+class EvalDataError(InputError):
+    """A labelled file cannot be read; the message names the file, the line and what is expected."""
+
+
+class RoutingError(RouterError):
+    """No route can satisfy the request; the message says what to change."""
+
+
+class BudgetExceeded(RouterError):
+    """A budget has no room for a call; the message names it, what was spent and what remains."""
+
+    def __init__(self, message: str, *, budget: str) -> None:
+        super().__init__(message)
+        self.budget = budget
+
+
+class StoreError(RouterError):
+    """The database cannot be opened, read or written; the message names it and what to check."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer model-router."""
+
+    def __init__(self, version: int, known: int) -> None:
+        super().__init__(f"schema version {version} > {known}")
+        self.version = version
+        self.known = known
+
+
+class LearnedModelError(RouterError):
+    """The stored learned model cannot be used; the message says why and how to fix it."""
+
+
+class ToolUnavailable(RouterError):
+    """A tool sub-server could not be started or reached; the message names it and why."""
+
+
+class TaskStopped(RouterError):
+    """A failure no other model can fix (auth, bad request); carries the attempts so far."""
+
+    def __init__(self, message: str, attempts: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)
+
+
+class AllModelsFailed(RouterError):
+    """Every model in the chain failed; `attempts` lists each one and why."""
+
+    def __init__(self, message: str, attempts: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.attempts = list(attempts)
 
 
 class ProviderError(RouterError):
@@ -65,11 +152,3 @@ class BadRequest(ProviderError):
 
 class ContextTooLong(ProviderError):
     pass
-
-
-class AllModelsFailed(RouterError):
-    """Every model in the chain failed; `attempts` lists each one and why."""
-
-    def __init__(self, message: str, attempts: Sequence[Any]) -> None:
-        super().__init__(message)
-        self.attempts = list(attempts)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_config
-from server.registry import Registry
+from server.domain.config import load_config
+from server.domain.registry import Registry
 
 # Every cloud provider's key variable, set to an obviously fake value.
 ALL_KEYS = {

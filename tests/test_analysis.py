@@ -6,9 +6,11 @@ import re
 
 import pytest
 
-from server.analysis import LONG_CONTEXT_TOKENS, Category, analyze_task
 from server.analysis.features import estimate_tokens
+from server.analysis.local import analyze_task
 from server.analysis.prefilter import PrefixIndex, prefixes_of
+from server.domain.tasks import LONG_CONTEXT_TOKENS, Category
+from server.errors import InvalidTask
 
 
 @pytest.mark.parametrize(
@@ -63,7 +65,7 @@ def test_deterministic_with_reasons() -> None:
 
 @pytest.mark.parametrize("task", ["", "   \n\t "])
 def test_empty_task_is_refused_clearly(task: str) -> None:
-    with pytest.raises(ValueError, match="task is empty"):
+    with pytest.raises(InvalidTask, match="task is empty"):
         analyze_task(task)
 
 

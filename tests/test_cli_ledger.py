@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from mcp.client import Client
 
-from server.config import load_config
-from server.registry import Registry
-from server.routing import Router
-from server.selection import RouteOptions
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.routing.router import Router
+from server.routing.selector import RouteOptions
 from server.store.decisions import task_digest
 
 
@@ -36,7 +36,7 @@ def test_report_on_an_empty_ledger(tmp_path: Path) -> None:
 @pytest.mark.anyio
 async def test_logged_decisions_are_listed_and_reproducible(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_ROUTER_HOME", str(tmp_path))
-    from server.app import build_server
+    from server.mcp.app import build_server
 
     task = "Write a Python function that merges overlapping intervals, with unit tests."
     router = Router(Registry(load_config(), {"MODEL_ROUTER_HOME": str(tmp_path)}))
@@ -54,7 +54,7 @@ async def test_logged_decisions_are_listed_and_reproducible(tmp_path: Path, monk
 @pytest.mark.anyio
 async def test_mcp_dev_entry_exposes_a_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODEL_ROUTER_HOME", str(tmp_path))
-    from server import mcp_entry
+    from server.mcp import entry as mcp_entry  # imported here: it loads the config at import
 
     async with Client(mcp_entry.server) as client:
         names = {t.name for t in (await client.list_tools()).tools}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.config import load_config
+from server.domain.config import load_config
 from server.errors import ConfigError
 
 

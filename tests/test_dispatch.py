@@ -14,17 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from server.dispatch import Dispatcher, Job, Limits, TaskStopped
-from server.errors import (
-    AllModelsFailed,
-    AuthError,
-    BadRequest,
-    ContextTooLong,
-    ProviderTimeout,
-    ProviderUnavailable,
-    RateLimited,
-)
-from server.messages import (
+from server.domain.messages import (
     ChatRequest,
     ChatResponse,
     FinishReason,
@@ -34,10 +24,21 @@ from server.messages import (
     ToolSpec,
     Usage,
 )
-from server.registry import Registry
+from server.domain.registry import Registry
+from server.errors import (
+    AllModelsFailed,
+    AuthError,
+    BadRequest,
+    ContextTooLong,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    TaskStopped,
+)
+from server.execution.dispatch import Dispatcher, Job, Limits
 from server.store import Ledger, open_database
 from server.store.db import rows_as_dicts
-from server.toolbox import NoTools, ToolOutcome
+from server.tools.toolbox import NoTools, ToolOutcome
 
 pytestmark = pytest.mark.anyio
 

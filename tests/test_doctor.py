@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.doctor import Check, probe_generation
+from server.cli.doctor import Check, probe_generation
 
 pytestmark = pytest.mark.slow
 

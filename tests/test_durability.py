@@ -14,8 +14,8 @@ import pytest
 from mcp import StdioServerParameters
 from mcp.client import Client
 
-from server.budgets import BudgetGuard
-from server.config import BudgetConfig
+from server.accounting.budget import BudgetGuard
+from server.domain.config import BudgetConfig
 from server.store import open_database
 from tests.fakes import providers as f
 

@@ -9,14 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from server.evaluation import (
-    EvalDataError,
-    category_metrics,
-    gap_metrics,
-    gap_metrics_by_group,
-    parse_labelled,
-    threshold_for,
-)
+from server.analysis.metrics import category_metrics, gap_metrics, gap_metrics_by_group, parse_labelled, threshold_for
+from server.errors import EvalDataError
 
 # n = 4: weak mean 0.25, strong mean 0.75, gap 0.5. Only a and d need the strong model.
 TINY = [

@@ -13,10 +13,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.config import ToolServerConfig, load_config
-from server.forked_children import ForkServer, ForkServerGone
-from server.tool_hub import open_tool_hub
-from server.tool_processes import child_environment, full_environment, prelaunch
+from server.domain.config import ToolServerConfig, load_config
+from server.tools.forked_children import ForkServer, ForkServerGone
+from server.tools.hub import open_tool_hub
+from server.tools.launch import child_environment, full_environment, prelaunch
 from tests.procfs import alive
 from tool_servers.code_exec.sandbox import probe_sandbox
 

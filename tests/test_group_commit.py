@@ -99,7 +99,7 @@ async def _await(work: object) -> None:
 async def test_rows_queued_soon_are_all_committed_in_few_flushes_and_a_bad_one_is_logged(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from server.background import Background
+    from server.store.background import Background
 
     db = _numbers_db(tmp_path)
     rows = NumberRows()

@@ -12,13 +12,14 @@ import anyio
 import pytest
 
 from server.analysis.analyzers import BuiltinAnalyzer, LearnedAnalyzer, load_analyzer
-from server.analysis.learned import LearnedModelError, load, save, train
+from server.analysis.learned import load, save, train
+from server.analysis.metrics import CategoryItem, PairItem
 from server.analysis.vectorize import vectorize
-from server.config import load_config
-from server.evaluation import CategoryItem, PairItem
-from server.registry import Registry
-from server.routing import Router
-from server.selection import Preference, RouteOptions
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.errors import LearnedModelError
+from server.routing.router import Router
+from server.routing.selector import Preference, RouteOptions
 
 ROOT = Path(__file__).parents[1]
 LANGS = ["Python", "Rust", "Go", "Java", "TypeScript", "C++"]
@@ -183,9 +184,9 @@ async def test_route_task_and_complete_say_they_used_the_learned_model(tmp_path:
 
     from mcp.client import Client
 
-    from server.app import build_server
-    from server.runtime import open_runtime
-    from server.toolbox import NoTools
+    from server.execution.runtime import open_runtime
+    from server.mcp.app import build_server
+    from server.tools.toolbox import NoTools
     from tests.conftest import ALL_KEYS
     from tests.fakes import providers as f
 

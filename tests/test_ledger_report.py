@@ -9,13 +9,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.budgets import BudgetExceeded, BudgetGuard, window_starts
-from server.config import BudgetConfig
-from server.pricing import token_cost
-from server.registry import Registry
-from server.report import ReportBuilder, ReportQuery, parse_time
+from server.accounting.budget import BudgetGuard, window_starts
+from server.accounting.report import ReportBuilder, ReportQuery, parse_time
+from server.domain.config import BudgetConfig
+from server.domain.pricing import token_cost
+from server.domain.registry import Registry
+from server.errors import BudgetExceeded, InvalidTimeWindow, StoreError
 from server.store import AttemptRecord, Ledger, open_database
-from server.store.db import StoreError
 from server.store.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
@@ -180,5 +180,5 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
 
 
 def test_parse_time_rejects_garbage_clearly() -> None:
-    with pytest.raises(ValueError, match="ISO date"):
+    with pytest.raises(InvalidTimeWindow, match="ISO date"):
         parse_time("last tuesday")

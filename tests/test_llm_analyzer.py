@@ -11,14 +11,14 @@ from typing import Any
 import pytest
 from mcp.client import Client
 
-from server.app import build_server
-from server.config import load_config
-from server.registry import Registry
-from server.routing import Router
-from server.runtime import open_runtime
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.execution.runtime import open_runtime
+from server.mcp.app import build_server
+from server.routing.router import Router
 from server.store import open_database
 from server.store.db import rows_as_dicts
-from server.toolbox import NoTools
+from server.tools.toolbox import NoTools
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
 

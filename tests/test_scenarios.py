@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import anyio
 
-from server.registry import Registry
-from server.routing import Router
-from server.selection import Preference, RouteOptions
+from server.domain.registry import Registry
+from server.routing.router import Router
+from server.routing.selector import Preference, RouteOptions
 
 RATE_LIMITER = (
     "Write a complete Python implementation of a distributed rate limiter using Redis, with sliding window "

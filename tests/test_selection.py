@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.analysis.types import Category, TaskAnalysis
-from server.registry import Registry
-from server.selection import Preference, RouteOptions, RoutingError, select_route
+from server.domain.registry import Registry
+from server.domain.tasks import Category, TaskAnalysis
+from server.errors import RoutingError
+from server.routing.selector import Preference, RouteOptions, select_route
 from tests.conftest import ALL_KEYS, make_registry
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from mcp.client import Client
 
-from server.app import build_server
-from server.registry import Registry
-from server.routing import Router
+from server.domain.registry import Registry
+from server.mcp.app import build_server
+from server.routing.router import Router
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server import pipes
+from server.mcp import pipes
 
 CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
@@ -68,7 +68,7 @@ def test_a_stray_print_while_serving_does_not_reach_the_wire(tmp_path: Path) -> 
     """fd 1 points at stderr while serving: only protocol lines come out on stdout."""
     script = (
         "import sys\n"
-        "from server.stdio_wire import _claimed_stdio\n"
+        "from server.mcp.stdio_wire import _claimed_stdio\n"
         "import anyio, os\n"
         "async def main():\n"
         "    async with _claimed_stdio() as (lines, out):\n"

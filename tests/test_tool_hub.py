@@ -7,10 +7,10 @@ import sys
 import anyio
 import pytest
 
-from server.config import ToolServerConfig
-from server.forked_children import ForkServer
-from server.tool_hub import open_tool_hub
-from server.tool_processes import child_environment
+from server.domain.config import ToolServerConfig
+from server.tools.forked_children import ForkServer
+from server.tools.hub import open_tool_hub
+from server.tools.launch import child_environment
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from server.registry import Registry
-from server.report import ReportBuilder, ReportQuery
+from server.accounting.report import ReportBuilder, ReportQuery
+from server.domain.registry import Registry
 from server.store import AttemptRecord, Ledger, open_database
 from server.store.db import DB_FILENAME
 from server.store.migrations import MIGRATIONS

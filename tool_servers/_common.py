@@ -9,7 +9,7 @@ import sys
 
 from mcp.server.mcpserver import MCPServer
 
-from server.stdio_wire import serve_stdio
+from server.mcp.stdio_wire import serve_stdio
 
 
 def run_stdio(server: MCPServer) -> None:

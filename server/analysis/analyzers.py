@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
-from server.analysis.learned import MODEL_FILE, LearnedModel, LearnedModelError, load
+from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
-from server.analysis.types import TaskAnalysis
 from server.analysis.vectorize import vectorize
-from server.config import Config
+from server.domain.config import Config
+from server.domain.tasks import TaskAnalysis
+from server.errors import InvalidTask, LearnedModelError
 
 log = logging.getLogger("model_router.analysis")
 
@@ -70,7 +71,7 @@ class LearnedAnalyzer:
 
     def analyze_now(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         if not task.strip():
-            raise ValueError("task is empty: pass the text of the task to analyse")
+            raise InvalidTask("task is empty: pass the text of the task to analyse")
         vector = vectorize(task)
         category = probability = strong = None
         parts = []

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.analysis.types import Category
+from server.analysis.metrics import CategoryItem, PairItem, threshold_for
 from server.analysis.vectorize import HASH_BITS, STRUCTURAL, SparseVector, vectorize
-from server.errors import RouterError
-from server.evaluation import CategoryItem, PairItem, threshold_for
+from server.domain.tasks import Category
+from server.errors import LearnedModelError
 
 FORMAT = "model-router/learned-router"
 FORMAT_VERSION = 1
@@ -36,10 +36,6 @@ MODEL_FILE = "learned_router.json.gz"
 TARGET_PGR = {"balanced": 0.8, "cheapest": 0.5}
 _PRUNE = 1e-4
 _L2 = 1e-5
-
-
-class LearnedModelError(RouterError):
-    """The stored learned model cannot be used; the message says why and how to fix it."""
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.analysis.analyzers import BuiltinAnalyzer
 from server.analysis.local import analyze_task
-from server.analysis.types import Category, TaskAnalysis
-from server.config import ModelConfig
-from server.errors import RouterError
-from server.messages import ChatRequest, Message, Usage
-from server.pricing import token_cost
+from server.domain.config import ModelConfig
+from server.domain.messages import ChatRequest, Message, Usage
+from server.domain.pricing import token_cost
+from server.domain.tasks import Category, TaskAnalysis
+from server.errors import InvalidTask, RouterError
 from server.providers.base import ChatModel
 from server.store.ledger import AttemptRecord
 
@@ -90,7 +90,7 @@ class LlmAnalyzer:
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         if not task.strip():
-            raise ValueError("task is empty: pass the text of the task to analyse")
+            raise InvalidTask("task is empty: pass the text of the task to analyse")
         key = hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest()
         verdict = self._cache.get(key)
         cached = verdict is not None

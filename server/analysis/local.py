@@ -14,7 +14,8 @@ import re
 from server.analysis.features import Features, estimate_tokens, extract
 from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
-from server.analysis.types import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
+from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
+from server.errors import InvalidTask
 
 ANALYZER_VERSION = "local-2"
 
@@ -65,14 +66,14 @@ def analyze_task(
     analyzer: str = "local",
     notes: tuple[str, ...] = (),
 ) -> TaskAnalysis:
-    """Analyse one task. Raises ValueError for an empty task.
+    """Analyse one task. Raises `InvalidTask` for an empty task.
 
     Another analyser that has decided the `category` and/or `strong_score` passes them in; everything
     else (complexity, token estimates, tool needs) is derived from the rules for that category, and
     `notes` lead the reasons.
     """
     if not task or not task.strip():
-        raise ValueError("task is empty: pass the text of the task to analyse")
+        raise InvalidTask("task is empty: pass the text of the task to analyse")
     f = extract(task)
     scores = category_scores(f)
     rule_category = _rule_category(f, scores)

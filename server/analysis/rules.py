@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from server.analysis.types import Category
+from server.domain.tasks import Category
 
 _WORD_CHAR = re.compile(r"\w")
 

@@ -14,7 +14,7 @@ import zlib
 
 from server.analysis.features import Features
 from server.analysis.local import rule_signals
-from server.analysis.types import Category
+from server.domain.tasks import Category
 
 HASH_BITS = 18
 HASH_DIM = 1 << HASH_BITS

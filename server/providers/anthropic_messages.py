@@ -13,7 +13,7 @@ from typing import Any
 import anthropic
 import httpx2
 
-from server.messages import (
+from server.domain.messages import (
     ChatRequest,
     ChatResponse,
     FinishReason,

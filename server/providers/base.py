@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from server.messages import ChatRequest, ChatResponse
+from server.domain.messages import ChatRequest, ChatResponse
 
 
 class ChatModel(Protocol):

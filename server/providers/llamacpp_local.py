@@ -21,8 +21,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from server.domain.messages import ChatRequest, ChatResponse, FinishReason, Message, TextPart, ToolResultPart, Usage
 from server.errors import ConfigError, ProviderUnavailable
-from server.messages import ChatRequest, ChatResponse, FinishReason, Message, TextPart, ToolResultPart, Usage
 
 INSTALL_HINT = "pip install 'mcp-model-router[local]'"
 _CONTEXT_TOKENS = 8192  # of the model's 32k: enough for routed sub-tasks, modest memory

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from server.messages import ChatRequest, Message
+from server.domain.messages import ChatRequest, Message
 from server.providers.llamacpp_local import LlamaCppModel, model_file
 
 PROBE_TASK = "Say hello."

@@ -13,7 +13,7 @@ from typing import Any
 import httpx2
 import openai
 
-from server.messages import (
+from server.domain.messages import (
     ChatRequest,
     ChatResponse,
     FinishReason,

@@ -16,18 +16,14 @@ from typing import Any, Protocol, TypeVar, cast
 
 import anyio.to_thread
 
-from server.background import Background
-from server.errors import RouterError
-from server.store.migrations import SchemaTooNew, migrate
+from server.errors import SchemaTooNew, StoreError
+from server.store.background import Background
+from server.store.migrations import migrate
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R", contravariant=True)
 DB_FILENAME = "router.sqlite3"
-
-
-class StoreError(RouterError):
-    """The database cannot be opened or is from a newer version of model-router."""
 
 
 class Appender(Protocol[R]):

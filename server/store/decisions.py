@@ -14,9 +14,9 @@ import time
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
-from server.background import Background
-from server.routing import RouteResult
-from server.selection import RouteOptions
+from server.routing.router import RouteResult
+from server.routing.selector import RouteOptions
+from server.store.background import Background
 from server.store.db import Database, rows_as_dicts
 
 

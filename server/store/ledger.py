@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from server.background import Background
 from server.store import usage
+from server.store.background import Background
 from server.store.db import Database, rows_as_dicts
 
 PICO = Decimal(10) ** 12

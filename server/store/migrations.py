@@ -9,16 +9,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
+from server.errors import SchemaTooNew
 from server.store import usage
-
-
-class SchemaTooNew(Exception):
-    """The database was written by a newer model-router."""
-
-    def __init__(self, version: int, known: int) -> None:
-        super().__init__(f"schema version {version} > {known}")
-        self.version = version
-        self.known = known
 
 
 def _execute_script(db: sqlite3.Connection, script: str) -> None:

@@ -10,15 +10,11 @@ import re
 import sqlite3
 import time
 
-from server.errors import RouterError
+from server.errors import InvalidSessionId
 from server.store.db import Database
 
 MAX_HISTORY_MESSAGES = 50
 _SESSION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
-
-
-class InvalidSessionId(RouterError):
-    """The session id has characters or a length that are not allowed."""
 
 
 def validate_session_id(session_id: str) -> str:

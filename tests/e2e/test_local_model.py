@@ -122,7 +122,7 @@ async def test_llama_cpp_server_as_an_openai_compatible_provider(tmp_path: Path,
 
 def test_the_real_model_ends_a_generation_when_asked_to_stop(gguf: Path) -> None:
     """llama-cpp-python calls the stop check `chat` relies on for cancellation after every token."""
-    from server.messages import ChatRequest, Message
+    from server.domain.messages import ChatRequest, Message
     from server.providers.llamacpp_local import LlamaCppModel
 
     model = LlamaCppModel(provider_id="local", data_dir=gguf.parent.parent)

@@ -7,6 +7,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from server.domain.messages import ChatRequest, Message, ToolResultPart, ToolSpec
 from server.errors import (
     AuthError,
     BadRequest,
@@ -15,7 +16,6 @@ from server.errors import (
     ProviderUnavailable,
     RateLimited,
 )
-from server.messages import ChatRequest, Message, ToolResultPart, ToolSpec
 from server.providers import make_chat_model
 from server.providers.translate import retry_after_seconds
 from tests.fakes import providers as f

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.messages import ChatRequest, Message, TextPart, ToolCallPart, ToolResultPart, ToolSpec
+from server.domain.messages import ChatRequest, Message, TextPart, ToolCallPart, ToolResultPart, ToolSpec
 from server.providers import anthropic_messages as anth
 from server.providers import openai_chat as oai
 

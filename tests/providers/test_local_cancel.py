@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from server.messages import ChatRequest, Message
+from server.domain.messages import ChatRequest, Message
 from server.providers.llamacpp_local import LlamaCppModel
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,8 @@ from mcp.client import Transport
 from mcp.shared.message import SessionMessage
 from mcp.types import jsonrpc_message_adapter
 
-from server.forked_children import ForkServer
-from server.pipes import LineReader, PipeWriter
+from server.mcp.pipes import LineReader, PipeWriter
+from server.tools.forked_children import ForkServer
 
 
 def forked_transport(forkserver: ForkServer, name: str, env: Mapping[str, str], timeout_s: float) -> Transport:

@@ -22,7 +22,7 @@ import anyio
 from mcp.server.mcpserver import MCPServer
 from mcp.server.stdio import stdio_server
 
-from server.pipes import LineReader, PipeWriter
+from server.mcp.pipes import LineReader, PipeWriter
 
 
 def serve_stdio(server: MCPServer) -> None:

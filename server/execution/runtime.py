@@ -13,21 +13,21 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 
+from server.accounting.budget import BudgetGuard
+from server.accounting.report import ReportBuilder
 from server.analysis.llm import LlmAnalyzer
-from server.background import Background
-from server.budgets import BudgetGuard
-from server.completion import CompletionService
-from server.config import Config, fingerprint
-from server.dispatch import Dispatcher, Limits
-from server.forked_children import ForkServer
-from server.model_pool import ProviderPool
-from server.registry import Registry
-from server.report import ReportBuilder
-from server.routing import Router
+from server.domain.config import Config, fingerprint
+from server.domain.registry import Registry
+from server.execution.completion import CompletionService
+from server.execution.dispatch import Dispatcher, Limits
+from server.providers.pool import ProviderPool
+from server.routing.router import Router
 from server.store import Database, Ledger, SessionStore, open_database
+from server.store.background import Background
 from server.store.decisions import DecisionLog
-from server.tool_hub import open_tool_hub
-from server.toolbox import ToolBox
+from server.tools.forked_children import ForkServer
+from server.tools.hub import open_tool_hub
+from server.tools.toolbox import ToolBox
 
 
 @dataclass

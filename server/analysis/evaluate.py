@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.analysis.analyzers import Analyzer
-from server.evaluation import (
+from server.analysis.metrics import (
     LabelledSet,
     category_metrics,
     gap_metrics_by_group,

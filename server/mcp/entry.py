@@ -1,4 +1,4 @@
-"""A module-level server object for `mcp dev server/mcp_entry.py` and `mcp run server/mcp_entry.py`.
+"""A module-level server object for `mcp dev server/mcp/entry.py` and `mcp run server/mcp/entry.py`.
 
 Those tools import a file and look for a global named `mcp`, `server` or `app`, so this one module loads
 the configuration at import (from `MODEL_ROUTER_CONFIG` and the environment, like `model-router serve`).
@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 
-from server.app import build_server
-from server.config import load_config
-from server.registry import Registry
-from server.routing import Router
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.mcp.app import build_server
+from server.routing.router import Router
 
 server = build_server(Router(Registry(load_config(), os.environ)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from server.config import ModelConfig
+from server.domain.config import ModelConfig
 
 _PER_TOKEN = Decimal(1_000_000)
 

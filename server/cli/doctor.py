@@ -24,13 +24,12 @@ import anyio
 import httpx2
 
 from server.analysis.analyzers import learned_model_path
-from server.analysis.learned import LearnedModelError
 from server.analysis.learned import load as load_learned
-from server.config import Config, load_config
-from server.errors import ConfigError
-from server.registry import Registry
-from server.tool_hub import open_tool_hub
-from server.tool_processes import full_environment
+from server.domain.config import Config, load_config
+from server.domain.registry import Registry
+from server.errors import ConfigError, LearnedModelError
+from server.tools.hub import open_tool_hub
+from server.tools.launch import full_environment
 
 Status = Literal["ok", "warn", "error"]
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")

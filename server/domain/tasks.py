@@ -1,4 +1,4 @@
-"""The analyser's vocabulary: task categories and the analysis record every analyser returns.
+"""The task vocabulary: the seeds' categories and the analysis record every analyser returns.
 
 Invariants: `complexity` is 1..5, `strong_score` is in [0, 1], token estimates are >= 1.
 """

@@ -8,19 +8,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from server.analysis import TaskAnalysis
 from server.analysis.analyzers import Analyzer, load_analyzer
-from server.config import ModelConfig
-from server.errors import RouterError
-from server.registry import Registry
-from server.selection import Preference, Route, RouteOptions, select_route
+from server.domain.config import ModelConfig
+from server.domain.registry import Registry
+from server.domain.tasks import TaskAnalysis
+from server.errors import InvalidTask
+from server.routing.selector import Preference, Route, RouteOptions, select_route
 
 # ~250k tokens: above this a task is refused rather than analysed (MCP hosts are not file transfer).
 MAX_TASK_CHARS = 1_000_000
-
-
-class InvalidTask(RouterError):
-    """The task text cannot be routed; the message says how to fix it."""
 
 
 class RouteResult(BaseModel):

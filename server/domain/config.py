@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from server.analysis.types import Category
+from server.domain.tasks import Category
 from server.errors import ConfigError
 
 CONFIG_ENV = "MODEL_ROUTER_CONFIG"

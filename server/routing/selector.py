@@ -13,21 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from server.analysis.types import Category, TaskAnalysis
-from server.config import ModelConfig, RoutingConfig
-from server.errors import RouterError
-from server.pricing import estimate_cost_usd
-from server.registry import Registry
+from server.domain.config import ModelConfig, RoutingConfig
+from server.domain.pricing import estimate_cost_usd
+from server.domain.registry import Registry
+from server.domain.tasks import Category, TaskAnalysis
+from server.errors import RoutingError
 
 
 class Preference(StrEnum):
     CHEAPEST = "cheapest"
     BALANCED = "balanced"
     BEST_QUALITY = "best_quality"
-
-
-class RoutingError(RouterError):
-    """No route can satisfy the request; the message says what to change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,11 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from server.errors import RouterError
-
-
-class EvalDataError(RouterError):
-    """A labelled file cannot be read; the message names the file, the line and what is expected."""
+from server.errors import EvalDataError
 
 
 @dataclass(frozen=True, slots=True)

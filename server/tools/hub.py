@@ -23,12 +23,12 @@ from mcp import StdioServerParameters
 from mcp.client import Client, Transport
 from mcp.shared.exceptions import MCPError
 
-from server.config import ToolServerConfig
-from server.forked_children import ForkServer, ForkServerGone
-from server.forked_transport import forked_transport
-from server.messages import ToolSpec
-from server.tool_processes import child_environment, forkable_entry, full_environment
-from server.toolbox import ToolOutcome
+from server.domain.config import ToolServerConfig
+from server.domain.messages import ToolSpec
+from server.tools.forked_children import ForkServer, ForkServerGone
+from server.tools.forked_transport import forked_transport
+from server.tools.launch import child_environment, forkable_entry, full_environment
+from server.tools.toolbox import ToolOutcome
 
 log = logging.getLogger("model_router.tools")
 _CONNECTION_CLOSED = -32000

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal, cast
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -19,13 +19,13 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from server import __version__
-from server.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, CompleteRequest, CompleteResult
+from server.accounting.report import CostReport, GroupBy, ReportQuery, parse_time
 from server.errors import RouterError
-from server.forked_children import ForkServer
-from server.report import CostReport, GroupBy, ReportQuery, parse_time
-from server.routing import MAX_TASK_CHARS, Router, RouteResult, model_rows
-from server.runtime import Runtime, open_runtime
-from server.selection import Preference, RouteOptions
+from server.execution.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, CompleteRequest, CompleteResult
+from server.execution.runtime import Runtime, open_runtime
+from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, model_rows
+from server.routing.selector import Preference, RouteOptions
+from server.tools.forked_children import ForkServer
 
 log = logging.getLogger("model_router")
 
@@ -85,6 +85,27 @@ SystemArg = Annotated[
 MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
 EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
 
+@contextmanager
+def errors_for_caller(tool: str) -> Iterator[None]:
+    """Every failure reaches the MCP caller as a `ToolError` it can read, never a bare "Error executing tool".
+
+    A `RouterError` carries its own advice; anything else is a bug: its traceback goes to the log (stderr)
+    and the caller learns what kind of failure it was and where to look.
+    """
+    try:
+        yield
+    except ToolError:
+        raise
+    except RouterError as exc:
+        raise ToolError(str(exc)) from exc
+    except Exception as exc:
+        log.exception("%s failed unexpectedly", tool)
+        raise ToolError(
+            f"{tool} failed with an internal error ({type(exc).__name__}: {str(exc)[:200]}); "
+            "the server's log (stderr) has the details. Please report it."
+        ) from exc
+
+
 RuntimeFactory = Callable[[Router], AbstractAsyncContextManager[Runtime]]
 
 
@@ -136,10 +157,8 @@ def build_server(
             self_hosted_only=self_hosted_only,
             force_model=force_model or None,
         )
-        try:
+        with errors_for_caller("route_task"):
             result = await router.route(task, options)
-        except RouterError as exc:
-            raise ToolError(str(exc)) from exc
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
         # The decision row is an audit record: the answer does not wait for its commit.
         runtime.decisions.record_soon("route", task, options, result, background=runtime.background)
@@ -188,10 +207,8 @@ def build_server(
             step += 1
             await ctx.report_progress(step, None, message)
 
-        try:
+        with errors_for_caller("complete"):
             result = await runtime.completion.complete(request, progress)
-        except RouterError as exc:
-            raise ToolError(str(exc)) from exc
         log.info("complete %s -> %s cost=%s", result.route.category, result.model_used, result.cost_usd)
         return result
 
@@ -212,13 +229,11 @@ def build_server(
     ) -> CostReport:
         """What was spent and on what, budgets left, and what routing saved against the baseline model."""
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
-        try:
+        with errors_for_caller("cost_report"):
             query = ReportQuery(
                 since=parse_time(since), until=parse_time(until), group_by=group_by, session_id=session_id
             )
-        except ValueError as exc:
-            raise ToolError(str(exc)) from exc
-        return await runtime.reports.build(query)
+            return await runtime.reports.build(query)
 
     @mcp.resource(
         "router://models",

@@ -12,9 +12,9 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from server.analysis.types import Category
-from server.config import Config, ModelConfig, ProviderConfig
-from server.pricing import blended_price
+from server.domain.config import Config, ModelConfig, ProviderConfig
+from server.domain.pricing import blended_price
+from server.domain.tasks import Category
 
 # Ranking stand-ins for models whose entry gives no benchmark scores (self-hosted small models, Kimi K2):
 # conservative per tier, so an unscored model never outranks a scored one of the same tier.

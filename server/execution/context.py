@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from server.analysis.types import Category
-from server.messages import Message, TextPart
+from server.domain.messages import Message, TextPart
+from server.domain.tasks import Category
 
 _PROMPTS = {
     Category.DEEP_REASONING: (

@@ -21,21 +21,9 @@ from typing import Protocol
 
 import anyio
 
-from server.background import Background
-from server.budgets import BudgetExceeded, BudgetGuard
-from server.config import ModelConfig
-from server.errors import (
-    AllModelsFailed,
-    AuthError,
-    BadRequest,
-    ContextTooLong,
-    ProviderError,
-    ProviderTimeout,
-    ProviderUnavailable,
-    RateLimited,
-    RouterError,
-)
-from server.messages import (
+from server.accounting.budget import BudgetGuard
+from server.domain.config import ModelConfig
+from server.domain.messages import (
     ChatRequest,
     FinishReason,
     Message,
@@ -45,11 +33,25 @@ from server.messages import (
     ToolSpec,
     Usage,
 )
-from server.pricing import token_cost
+from server.domain.pricing import token_cost
+from server.domain.registry import Registry
+from server.errors import (
+    AllModelsFailed,
+    AuthError,
+    BadRequest,
+    BudgetExceeded,
+    ContextTooLong,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    RouterError,
+    TaskStopped,
+)
 from server.providers.base import ChatModel
-from server.registry import Registry
+from server.store.background import Background
 from server.store.ledger import AttemptRecord, Ledger
-from server.toolbox import ToolBox
+from server.tools.toolbox import ToolBox
 
 Progress = Callable[[str], Awaitable[None]]
 _MAX_TOOL_RESULT_CHARS = 20_000
@@ -134,14 +136,6 @@ class Outcome:
                 continue
             total += attempt.cost_usd
         return total
-
-
-class TaskStopped(RouterError):
-    """A failure no other model can fix (auth, bad request); carries the attempts so far."""
-
-    def __init__(self, message: str, attempts: Sequence[AttemptInfo]) -> None:
-        super().__init__(message)
-        self.attempts = list(attempts)
 
 
 @dataclass

@@ -191,9 +191,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load_router(args: argparse.Namespace) -> Any:
-    from server.config import load_config
-    from server.registry import Registry
-    from server.routing import Router
+    from server.domain.config import load_config
+    from server.domain.registry import Registry
+    from server.routing.router import Router
 
     config = load_config(args.config)
     analyzer = getattr(args, "analyzer", None)
@@ -218,8 +218,8 @@ def _run_with_analyzer(router: Any, work: Any) -> Any:
     async def run() -> Any:
         if not isinstance(router.analyzer, LlmAnalyzer):
             return await work()
-        from server.runtime import open_runtime
-        from server.toolbox import NoTools
+        from server.execution.runtime import open_runtime
+        from server.tools.toolbox import NoTools
 
         async with open_runtime(router, os.environ, toolbox=NoTools()):
             return await work()
@@ -228,7 +228,7 @@ def _run_with_analyzer(router: Any, work: Any) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from server.forked_children import ForkServer
+    from server.tools.forked_children import ForkServer
 
     # First, before this process imports anything heavy: the tool sub-servers' fork server imports the
     # MCP SDK (~1.3 s of CPU) on the other core meanwhile, so the sub-servers are ready about when we are.
@@ -236,11 +236,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         router = _load_router(args)
         if forkserver is not None:
-            from server.tool_processes import prelaunch
+            from server.tools.launch import prelaunch
 
             config = router.registry.config
             prelaunch(forkserver, config.tool_servers, os.environ, config.data_dir)
-        from server.app import build_server
+        from server.mcp.app import build_server
 
         server = build_server(router, forkserver=forkserver)
         # Everything loaded so far (the SDK's types, the registry, the analyser's tables) lives as long as the
@@ -248,11 +248,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         # which otherwise stall every request in flight.
         gc.freeze()
         if args.transport == "stdio":
-            from server.stdio_wire import serve_stdio
+            from server.mcp.stdio_wire import serve_stdio
 
             serve_stdio(server)
             return 0
-        from server.http_service import TOKEN_ENV, serve_http
+        from server.mcp.http_service import TOKEN_ENV, serve_http
 
         serve_http(server, host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV) or None)
         return 0
@@ -262,7 +262,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
-    from server.selection import Preference, RouteOptions
+    from server.routing.selector import Preference, RouteOptions
 
     task = sys.stdin.read() if args.task == "-" else args.task
     options = RouteOptions(
@@ -290,9 +290,9 @@ def _cmd_route(args: argparse.Namespace) -> int:
 def _cmd_complete(args: argparse.Namespace) -> int:
     import anyio
 
-    from server.completion import CompleteRequest
-    from server.runtime import open_runtime
-    from server.selection import Preference, RouteOptions
+    from server.execution.completion import CompleteRequest
+    from server.execution.runtime import open_runtime
+    from server.routing.selector import Preference, RouteOptions
 
     task = sys.stdin.read() if args.task == "-" else args.task
     request = CompleteRequest(
@@ -332,7 +332,7 @@ def _cmd_complete(args: argparse.Namespace) -> int:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from server.routing import model_rows
+    from server.routing.router import model_rows
 
     rows = model_rows(_load_router(args).registry)
     if args.json:
@@ -352,9 +352,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     import anyio
 
-    from server.report import ReportQuery, parse_time
-    from server.runtime import open_runtime
-    from server.toolbox import NoTools
+    from server.accounting.report import ReportQuery, parse_time
+    from server.execution.runtime import open_runtime
+    from server.tools.toolbox import NoTools
 
     try:
         query = ReportQuery(parse_time(args.since), parse_time(args.until), args.group_by, args.session_id)
@@ -398,7 +398,7 @@ def _print_report(report: Any) -> None:
 def _cmd_decisions(args: argparse.Namespace) -> int:
     import anyio
 
-    from server.config import fingerprint
+    from server.domain.config import fingerprint
     from server.store import open_database
     from server.store.decisions import DecisionLog
 
@@ -428,7 +428,7 @@ def _cmd_decisions(args: argparse.Namespace) -> int:
 
 
 def _cmd_doctor(args: argparse.Namespace) -> int:
-    from server.doctor import checks_json, describe, exit_code, run_doctor
+    from server.cli.doctor import checks_json, describe, exit_code, run_doctor
 
     checks = run_doctor(args.config, generate=not args.no_generate)
     if args.json:
@@ -440,8 +440,8 @@ def _cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def _cmd_claude_config(args: argparse.Namespace) -> int:
-    from server.config import load_config
-    from server.host_config import default_claude_config_path, install, server_entry
+    from server.cli.host_config import default_claude_config_path, install, server_entry
+    from server.domain.config import load_config
 
     entry = server_entry(load_config(args.config), os.environ)
     if not args.install:
@@ -488,8 +488,8 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from server.evaluation import load_labelled
-    from server.evaluation_report import evaluate, print_evaluation
+    from server.analysis.evaluate import evaluate, print_evaluation
+    from server.analysis.metrics import load_labelled
 
     router = _load_router(args)
     data = load_labelled(args.input)
@@ -507,7 +507,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from server.analysis.analyzers import learned_model_path
     from server.analysis.learned import save, train
-    from server.evaluation import load_labelled
+    from server.analysis.metrics import load_labelled
 
     router = _load_router(args)
     data = load_labelled(args.input)

@@ -16,19 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from server.config import BudgetConfig
-from server.errors import RouterError
+from server.domain.config import BudgetConfig
+from server.errors import BudgetExceeded
 from server.store import usage
 from server.store.db import Database
 from server.store.ledger import from_pico, to_pico
-
-
-class BudgetExceeded(RouterError):
-    """A budget has no room for a call; the message names it, what was spent and what remains."""
-
-    def __init__(self, message: str, *, budget: str) -> None:
-        super().__init__(message)
-        self.budget = budget
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from server.messages import ToolSpec
+from server.domain.messages import ToolSpec
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,14 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from server.config import CONFIG_ENV, HOME_ENV, Config
-from server.errors import RouterError
+from server.domain.config import CONFIG_ENV, HOME_ENV, Config
+from server.errors import HostConfigError
 
 SERVER_NAME = "model-router"
-
-
-class HostConfigError(RouterError):
-    """The host's config file cannot be read or written safely."""
 
 
 def placeholder(env_var: str) -> str:

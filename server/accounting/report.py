@@ -19,10 +19,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from server.budgets import BudgetGuard, BudgetState
-from server.config import ModelConfig
-from server.pricing import token_cost
-from server.registry import Registry
+from server.accounting.budget import BudgetGuard, BudgetState
+from server.domain.config import ModelConfig
+from server.domain.pricing import token_cost
+from server.domain.registry import Registry
+from server.errors import InvalidTimeWindow
 from server.store import usage
 from server.store.db import Database
 from server.store.ledger import from_pico
@@ -272,20 +273,28 @@ def _accuracy(rows: list[tuple]) -> Accuracy:
 
 
 def parse_time(text: str | None, *, now: float | None = None) -> float | None:
-    """ISO date/datetime (UTC if no zone) or a relative span like `7d`, `24h`, `30m` before now."""
+    """ISO date/datetime (UTC if no zone) or a relative span like `7d`, `24h`, `30m` before now.
+
+    Raises `InvalidTimeWindow` for text it cannot read or a moment outside years 1970-9999.
+    """
     if text is None or not text.strip():
         return None
     text = text.strip()
     now = time.time() if now is None else now
     units = {"d": 86400, "h": 3600, "m": 60}
     if text[-1:] in units and text[:-1].isdigit():
-        return now - int(text[:-1]) * units[text[-1]]
+        moment = now - int(text[:-1]) * units[text[-1]]
+        if moment < 0:
+            raise InvalidTimeWindow(f"{text!r} reaches back before 1970: use a shorter span or an ISO date")
+        return moment
     try:
-        moment = datetime.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(
+        raise InvalidTimeWindow(
             f"cannot read time {text!r}: use an ISO date like 2026-11-01, or a span like 7d / 24h"
         ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    if parsed.year < 1970:
+        raise InvalidTimeWindow(f"{text!r} is before 1970: use a later ISO date")
+    return parsed.timestamp()

@@ -11,8 +11,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from server.config import HOME_ENV, ToolServerConfig
-from server.forked_children import ForkServer
+from server.domain.config import HOME_ENV, ToolServerConfig
+from server.tools.forked_children import ForkServer
 from tool_servers._priority import NICE_ENV
 
 # Children run at this lower CPU priority (their own `TOOL_SERVER_NICE`, applied before they import the SDK):

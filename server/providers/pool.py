@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx2
 
-from server.config import ModelConfig
+from server.domain.config import ModelConfig
+from server.domain.registry import Registry
 from server.providers import make_chat_model
 from server.providers.base import ChatModel
-from server.registry import Registry
 
 
 class ProviderPool:

@@ -15,16 +15,17 @@ from typing import Any
 import anyio
 from pydantic import BaseModel, Field
 
-from server.assemble import build_messages, tool_names_for
-from server.budgets import BudgetGuard, BudgetState
-from server.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
-from server.messages import ToolSpec
-from server.report import BudgetLine, budget_lines
-from server.routing import InvalidTask, Router, RouteResult, to_result
-from server.selection import BudgetLeft, RouteOptions
+from server.accounting.budget import BudgetGuard, BudgetState
+from server.accounting.report import BudgetLine, budget_lines
+from server.domain.messages import ToolSpec
+from server.errors import InvalidTask
+from server.execution.context import build_messages, tool_names_for
+from server.execution.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
+from server.routing.router import Router, RouteResult, to_result
+from server.routing.selector import BudgetLeft, RouteOptions
 from server.store.decisions import DecisionLog
 from server.store.sessions import SessionStore, validate_session_id
-from server.toolbox import ToolBox
+from server.tools.toolbox import ToolBox
 
 MAX_OUTPUT_TOKENS = 128_000
 MAX_SYSTEM_CHARS = 100_000
