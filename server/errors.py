@@ -11,7 +11,8 @@
     ├── RoutingError               no route satisfies the request (self_hosted_only, force_model, context fit)
     ├── BudgetExceeded             a budget has no room for a call; names it, what is spent and what is left
     ├── StoreError                 the database cannot be opened, read or written
-    │   └── SchemaTooNew           the database was written by a newer model-router
+    │   ├── SchemaTooNew           the database was written by a newer model-router
+    │   └── NotRecorded            an attempt's ledger row or budget hold could not be committed: the call stops
     ├── LearnedModelError          the stored learned router cannot be used
     ├── ToolUnavailable            a tool sub-server could not be started or reached
     ├── TaskStopped                a failure no other model can fix (auth, bad request); carries the attempts
@@ -90,6 +91,14 @@ class SchemaTooNew(StoreError):
         super().__init__(f"schema version {version} > {known}")
         self.version = version
         self.known = known
+
+
+class NotRecorded(StoreError):
+    """An attempt's ledger row (or its budget reservation) could not be committed.
+
+    The call fails with this instead of answering: a paid answer that is not in the ledger is never returned,
+    and no further paid request is made for the call.
+    """
 
 
 class LearnedModelError(RouterError):

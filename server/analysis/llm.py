@@ -3,8 +3,12 @@
 The verdict is validated against a schema (category, complexity, strong_score, requires_tools, reasons)
 and cached per prompt (SHA-256), so a repeated task costs nothing and routes the same way. Any failure —
 not connected, timeout, provider error, invalid JSON, unknown category, out-of-range values — falls back
-to the built-in analyser with the reason at the head of the analysis' reasons. Each call it makes is a
-ledger row (category `router_analysis`) so the analyser's own cost is accounted for.
+to the built-in analyser with the reason at the head of the analysis' reasons.
+
+It never calls a provider or writes the ledger itself: the runtime connects an `Ask` (built in
+`execution.ask`) that sends one request through the accounting hook, so each call is a committed ledger row
+(category `router_analysis`) before its verdict is used. A call that cannot be recorded fails like any
+other, and the built-in analyser answers.
 """
 
 from __future__ import annotations
@@ -12,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
@@ -24,12 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from server.analysis.analyzers import BuiltinAnalyzer
 from server.analysis.local import analyze_task
 from server.domain.config import ModelConfig
-from server.domain.messages import ChatRequest, Message, Usage
-from server.domain.pricing import token_cost
+from server.domain.messages import ChatRequest, ChatResponse, Message
 from server.domain.tasks import Category, TaskAnalysis
 from server.errors import InvalidTask, RouterError
-from server.providers.base import ChatModel
-from server.store.ledger import AttemptRecord
 
 CACHE_SIZE = 2048
 _TASK_CHARS = 12_000  # the head of long tasks is enough to judge them; keeps the analyser call cheap
@@ -42,7 +41,9 @@ You classify tasks for an LLM router. Read the task and answer with one JSON obj
  "requires_tools": true if it needs web search, code execution or memory,
  "reasons": up to 3 short strings}}"""
 
-Recorder = Callable[[AttemptRecord], Awaitable[None]]
+# Sends one request to the analyser's model and returns its answer once the call is in the ledger; raises
+# `RouterError`s (provider errors, `NotRecorded`).
+Ask = Callable[[ChatRequest], Awaitable[ChatResponse]]
 
 
 class Verdict(BaseModel):
@@ -64,10 +65,8 @@ class LlmAnalyzer:
         self.model_id = model_id
         self.timeout_s = timeout_s
         self.fallback = fallback or BuiltinAnalyzer()
-        self._chat: ChatModel | None = None
+        self._ask_model: Ask | None = None
         self._model: ModelConfig | None = None
-        self._record: Recorder | None = None
-        self._price_table = ""
         self._unusable = "not connected to a provider (no runtime)"
         self._cache: OrderedDict[str, Verdict] = OrderedDict()
 
@@ -79,13 +78,13 @@ class LlmAnalyzer:
     def thresholds(self) -> Mapping[str, float]:
         return {}
 
-    def connect(self, chat: ChatModel, model: ModelConfig, record: Recorder | None, price_table: str = "") -> None:
-        """Give the analyser its provider adapter (and a ledger writer); done by the runtime."""
-        self._chat, self._model, self._record, self._price_table = chat, model, record, price_table
+    def connect(self, ask: Ask, model: ModelConfig) -> None:
+        """Give the analyser the way to ask `model` (metered and recorded by the runtime)."""
+        self._ask_model, self._model = ask, model
 
     def disable(self, reason: str) -> None:
         """Make every analysis fall back, saying `reason` (e.g. the model is unknown or has no key)."""
-        self._chat = self._model = None
+        self._ask_model = self._model = None
         self._unusable = reason
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
@@ -116,7 +115,7 @@ class LlmAnalyzer:
             self._cache.popitem(last=False)
 
     async def _ask(self, task: str) -> Verdict:
-        if self._chat is None or self._model is None:
+        if self._ask_model is None or self._model is None:
             raise _Failed(self._unusable)
         model = self._model
         request = ChatRequest(
@@ -127,36 +126,14 @@ class LlmAnalyzer:
             reasoning_model=model.reasoning_model,
             timeout_s=self.timeout_s,
         )
-        started = time.time()
-        usage, outcome, error = Usage(), "error", None
         try:
             with anyio.fail_after(self.timeout_s):
-                response = await self._chat.chat(request)
-            usage, outcome = response.usage, "ok"
-            return parse_verdict(response.message.text)
+                response = await self._ask_model(request)
         except TimeoutError:
-            error = "timeout"
             raise _Failed(f"no answer within {self.timeout_s:g} s") from None
         except RouterError as exc:
-            error = type(exc).__name__
             raise _Failed(str(exc)) from None
-        finally:
-            await self._log(model, started, usage, outcome, error)
-
-    async def _log(self, model: ModelConfig, started: float, usage: Usage, outcome: str, error: str | None) -> None:
-        if self._record is None:
-            return
-        record = AttemptRecord(
-            task_id=f"analysis-{uuid.uuid4().hex[:12]}", session_id=None, attempt_no=1, started_at=started,
-            latency_ms=(time.time() - started) * 1000, model=model.id, provider=model.provider,
-            category="router_analysis", outcome=outcome, price_table_version=self._price_table, error_type=error,
-            input_tokens=usage.input_tokens, cached_input_tokens=usage.cached_input_tokens,
-            output_tokens=usage.output_tokens, reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=token_cost(model, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
-                                cached_input_tokens=usage.cached_input_tokens),
-        )  # fmt: skip
-        with anyio.CancelScope(shield=True):
-            await self._record(record)
+        return parse_verdict(response.message.text)
 
 
 class _Failed(Exception):

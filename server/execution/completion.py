@@ -1,11 +1,12 @@
-"""`complete`: route a task, assemble its context, dispatch it, keep the session, report what it cost.
+"""`complete`: route a task, assemble its context, run it on the fallback chain, keep the session, report cost.
 
 The MCP tool and the CLI both call `CompletionService.complete`; its result is the structured output
-they return.
+they return. It is built only from an `Outcome`, whose attempts' ledger rows are already committed.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Awaitable
@@ -20,13 +21,15 @@ from server.accounting.report import BudgetLine, budget_lines
 from server.domain.messages import ToolSpec
 from server.errors import InvalidTask
 from server.execution.context import build_messages, tool_names_for
-from server.execution.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
+from server.execution.fallback import FallbackChain, Outcome
+from server.execution.job import Job, Progress, no_progress
 from server.routing.router import Router, RouteResult, to_result
 from server.routing.selector import BudgetLeft, RouteOptions
 from server.store.decisions import DecisionLog
 from server.store.sessions import SessionStore, validate_session_id
 from server.tools.toolbox import ToolBox
 
+log = logging.getLogger(__name__)
 MAX_OUTPUT_TOKENS = 128_000
 MAX_SYSTEM_CHARS = 100_000
 
@@ -78,20 +81,20 @@ class CompletionService:
     def __init__(
         self,
         router: Router,
-        dispatcher: Dispatcher,
+        fallback: FallbackChain,
         sessions: SessionStore,
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
         decisions: DecisionLog | None = None,
     ) -> None:
         self.router = router
-        self.dispatcher = dispatcher
+        self.fallback = fallback
         self.sessions = sessions
         self.toolbox = toolbox
         self.budget = budget
         self.decisions = decisions
 
-    async def complete(self, request: CompleteRequest, progress: Progress = _no_progress) -> CompleteResult:
+    async def complete(self, request: CompleteRequest, progress: Progress = no_progress) -> CompleteResult:
         _validate(request)
         started = time.monotonic()
         history = await self.sessions.history(request.session_id) if request.session_id else []
@@ -122,19 +125,15 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        # Queued now, so it shares a commit with the attempt rows; the answer need not wait for it.
-        background = self.dispatcher.background
+        # Queued now, so it shares a commit with the first attempt row.
         decision: Awaitable[None] | None = None
-        if self.decisions is not None and background is not None:
-            self.decisions.record_soon("complete", request.task, options, route_result, task_id, background=background)
-        elif self.decisions is not None:
+        if self.decisions is not None:
             decision = self.decisions.record("complete", request.task, options, route_result, task_id)
         try:
-            outcome = await self.dispatcher.run(route.chain, job, progress)
+            outcome = await self.fallback.run(route.chain, job, progress)
         finally:
             if decision is not None:
-                with anyio.CancelScope(shield=True):
-                    await decision
+                await _settle_decision(decision)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
@@ -151,6 +150,16 @@ _ids = random.Random()
 
 def _new_task_id() -> str:
     return f"{_ids.getrandbits(128):032x}"
+
+
+async def _settle_decision(decision: Awaitable[None]) -> None:
+    """Wait for the decision row; its failure is logged, not raised: it is an audit row, while the answer (or
+    the run's own error, which the caller needs to see) has its attempt rows committed already."""
+    with anyio.CancelScope(shield=True):
+        try:
+            await decision
+        except Exception:
+            log.exception("the routing decision could not be recorded")
 
 
 def _validate(request: CompleteRequest) -> None:

@@ -13,13 +13,17 @@ from dataclasses import dataclass
 import anyio
 import httpx2
 
+from server.accounting.attempts import AttemptBook
 from server.accounting.budget import BudgetGuard
 from server.accounting.report import ReportBuilder
 from server.analysis.llm import LlmAnalyzer
 from server.domain.config import Config, fingerprint
 from server.domain.registry import Registry
+from server.execution.ask import metered_ask
 from server.execution.completion import CompletionService
-from server.execution.dispatch import Dispatcher, Limits
+from server.execution.fallback import FallbackChain
+from server.execution.job import Limits
+from server.execution.tool_loop import ToolLoop
 from server.providers.pool import ProviderPool
 from server.routing.router import Router
 from server.store import Database, Ledger, SessionStore, open_database
@@ -58,7 +62,7 @@ async def open_runtime(
     eager_tools: bool = True,
     forkserver: ForkServer | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the database, HTTP client and tool sub-servers, wire the dispatcher, close everything on exit.
+    """Open the database, HTTP client and tool sub-servers, wire the fallback chain, close everything on exit.
 
     `toolbox` replaces the sub-server hub (tests); `eager_tools=False` starts the sub-servers only when a
     task first needs a tool (one-shot CLI commands); `forkserver` forks them ready-imported (`serve`).
@@ -84,11 +88,12 @@ async def open_runtime(
         config_fingerprint=fingerprint(config),
         price_table_version=config.price_table_version,
     )
+    book = AttemptBook(ledger, budget, config.price_table_version)
     if isinstance(router.analyzer, LlmAnalyzer):
-        _connect_llm_analyzer(router.analyzer, registry, pool, ledger)
+        _connect_llm_analyzer(router.analyzer, registry, pool, book)
     # Entered last, so left first: spawned writes finish before the sub-servers stop and the database closes.
     background = Background(await stack.enter_async_context(anyio.create_task_group()))
-    dispatcher = Dispatcher(registry, pool, tools, ledger, limits, budget=budget, background=background)
+    fallback = FallbackChain(ToolLoop(registry, pool, tools, limits), book)
     try:
         yield Runtime(
             config=config,
@@ -97,7 +102,7 @@ async def open_runtime(
             ledger=ledger,
             sessions=sessions,
             toolbox=tools,
-            completion=CompletionService(router, dispatcher, sessions, tools, budget, decisions),
+            completion=CompletionService(router, fallback, sessions, tools, budget, decisions),
             budget=budget,
             reports=ReportBuilder(database, registry, budget),
             decisions=decisions,
@@ -110,7 +115,7 @@ async def open_runtime(
         database.close()
 
 
-def _connect_llm_analyzer(analyzer: LlmAnalyzer, registry: Registry, pool: ProviderPool, ledger: Ledger) -> None:
+def _connect_llm_analyzer(analyzer: LlmAnalyzer, registry: Registry, pool: ProviderPool, book: AttemptBook) -> None:
     model = registry.resolve(analyzer.model_id)
     if model is None:
         close = ", ".join(registry.close_matches(analyzer.model_id)) or "see `model-router models`"
@@ -120,4 +125,4 @@ def _connect_llm_analyzer(analyzer: LlmAnalyzer, registry: Registry, pool: Provi
     if not availability.available:
         analyzer.disable(f"{model.id} is not available: {availability.detail}")
         return
-    analyzer.connect(pool.get(model), model, ledger.record, registry.config.price_table_version)
+    analyzer.connect(metered_ask(pool.get(model), model, book), model)

@@ -2,7 +2,7 @@
 
 OpenAI, Gemini's OpenAI endpoint, Together, Groq, OpenRouter, Moonshot, Ollama, vLLM and llama.cpp's
 server differ only in base URL and key: they are configuration, not code. Conversion to and from the
-internal format is pure (`to_wire`, `from_wire`); the SDK client never retries (the dispatcher does).
+internal format is pure (`to_wire`, `from_wire`); the SDK client never retries (the fallback chain does).
 """
 
 from __future__ import annotations

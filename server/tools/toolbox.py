@@ -22,7 +22,7 @@ class ToolOutcome:
 
 
 class ToolBox(Protocol):
-    """Tools the dispatcher may offer a model."""
+    """Tools the tool loop may offer a model."""
 
     async def list_tools(self, names: Collection[str]) -> list[ToolSpec]:
         """The specs of the named tools that exist and are running (unknown names are skipped)."""

@@ -1,0 +1,45 @@
+"""One metered provider request outside `complete`: the LLM analyser's `Ask`.
+
+The request goes through the same accounting hook as the fallback chain's attempts (`AttemptBook`), so its
+ledger row (category `router_analysis`, its own task id) is committed before the answer is handed back;
+a row that cannot be committed raises `NotRecorded` instead of returning the answer. No reservation is
+taken: the analyser's call is capped at a few hundred tokens and precedes the route that budgets shape.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import anyio
+
+from server.accounting.attempts import AttemptBook, TaskAccount
+from server.analysis.llm import Ask
+from server.domain.config import ModelConfig
+from server.domain.messages import ChatRequest, ChatResponse
+from server.providers.base import ChatModel
+
+ANALYSIS_CATEGORY = "router_analysis"
+
+
+def metered_ask(chat: ChatModel, model: ModelConfig, book: AttemptBook) -> Ask:
+    """An `Ask` that sends each request to `model` once and records it before returning."""
+
+    async def ask(request: ChatRequest) -> ChatResponse:
+        account = TaskAccount(f"analysis-{uuid.uuid4().hex[:12]}", None, ANALYSIS_CATEGORY)
+        meter = book.open(model, account, attempt_no=1)
+        outcome, error = "error", None
+        try:
+            response = await chat.chat(request)
+            meter.add(response.usage)
+            outcome = "ok"
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"  # the analyser's own deadline
+            raise
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            await meter.close(outcome, error)
+        return response
+
+    return ask
