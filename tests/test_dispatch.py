@@ -127,8 +127,8 @@ def make(registry: Registry, db, toolbox=None, **limits: Any) -> tuple[FallbackC
 
     loop = ToolLoop(registry, pool, toolbox or NoTools(), Limits(**limits))
     book = AttemptBook(Ledger(db), None, registry.config.price_table_version)
-    fallback = FallbackChain(loop, book, sleep=fake_sleep, jitter=lambda: 0.0)
-    return fallback, pool, slept
+    dispatcher = FallbackChain(loop, book, sleep=fake_sleep, jitter=lambda: 0.0)
+    return dispatcher, pool, slept
 
 
 def job(tools: tuple[ToolSpec, ...] = ()) -> Job:
@@ -153,9 +153,9 @@ def ledger_rows(db) -> list[dict[str, Any]]:
 
 
 async def test_first_model_answers_and_one_row_is_written(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db)
+    dispatcher, pool, _ = make(registry_all_keys, db)
     pool.script("openai/gpt-4.1", text_reply("Paris", inp=1000, out=200, cached=400))
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
     assert outcome.text == "Paris" and outcome.model.id == "openai/gpt-4.1"
     # 600 uncached at $2, 400 cached at $0.50, 200 out at $8 per 1M
     assert str(outcome.cost_usd) == "0.003"
@@ -165,11 +165,11 @@ async def test_first_model_answers_and_one_row_is_written(registry_all_keys: Reg
 
 
 async def test_rate_limit_honours_retry_after_then_falls_back(registry_all_keys: Registry, db) -> None:
-    fallback, pool, slept = make(registry_all_keys, db)
+    dispatcher, pool, slept = make(registry_all_keys, db)
     limited = RateLimited("slow down", provider="openai", retry_after_s=2.0)
     pool.script("openai/gpt-4.1", limited, limited)
     pool.script("openai/o3", text_reply("ok"))
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
     assert outcome.model.id == "openai/o3"
     assert slept == [2.0]  # waited exactly Retry-After (jitter 0) once, then moved on
     assert [a.outcome for a in outcome.attempts] == ["error", "error", "ok"]
@@ -177,10 +177,10 @@ async def test_rate_limit_honours_retry_after_then_falls_back(registry_all_keys:
 
 
 async def test_long_retry_after_skips_straight_to_the_next_model(registry_all_keys: Registry, db) -> None:
-    fallback, pool, slept = make(registry_all_keys, db)
+    dispatcher, pool, slept = make(registry_all_keys, db)
     pool.script("openai/gpt-4.1", RateLimited("quota", provider="openai", retry_after_s=3600))
     pool.script("openai/o3", text_reply("ok"))
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
     assert outcome.model.id == "openai/o3" and slept == []
 
 
@@ -193,21 +193,21 @@ async def test_long_retry_after_skips_straight_to_the_next_model(registry_all_ke
     ],
 )
 async def test_transient_errors_retry_with_backoff_then_fall_back(registry_all_keys: Registry, db, error) -> None:
-    fallback, pool, slept = make(registry_all_keys, db)
+    dispatcher, pool, slept = make(registry_all_keys, db)
     pool.script("openai/gpt-4.1", error, error)
     pool.script("google/gemini-2.5-flash", text_reply("ok"))
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "google/gemini-2.5-flash"), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "google/gemini-2.5-flash"), job())
     assert outcome.model.id == "google/gemini-2.5-flash"
     assert slept == [0.25]  # backoff_base 0.5 * (0.5 + jitter/2) with jitter 0
 
 
 async def test_context_too_long_skips_to_a_larger_window(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db)
+    dispatcher, pool, _ = make(registry_all_keys, db)
     pool.script("openai/o3", ContextTooLong("too long", provider="openai"))
     small = pool.script("together/deepseek-r1")  # 128k < o3's 200k: must be skipped
     pool.script("google/gemini-2.5-flash", text_reply("read it all"))
     ids = ("openai/o3", "together/deepseek-r1", "google/gemini-2.5-flash")
-    outcome = await fallback.run(chain(registry_all_keys, *ids), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, *ids), job())
     assert outcome.model.id == "google/gemini-2.5-flash"
     assert small.requests == []
 
@@ -220,11 +220,11 @@ async def test_context_too_long_skips_to_a_larger_window(registry_all_keys: Regi
     ],
 )
 async def test_auth_and_bad_request_stop_the_chain(registry_all_keys: Registry, db, error) -> None:
-    fallback, pool, _ = make(registry_all_keys, db)
+    dispatcher, pool, _ = make(registry_all_keys, db)
     pool.script("openai/gpt-4.1", error)
     fallback = pool.script("openai/o3", text_reply("never"))
     with pytest.raises(TaskStopped) as info:
-        await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+        await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
     assert fallback.requests == []
     assert len(info.value.attempts) == 1
     if isinstance(error, AuthError):
@@ -232,12 +232,12 @@ async def test_auth_and_bad_request_stop_the_chain(registry_all_keys: Registry, 
 
 
 async def test_all_failed_lists_every_attempt(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db, retries_per_model=0)
+    dispatcher, pool, _ = make(registry_all_keys, db, retries_per_model=0)
     ids = ("openai/gpt-4.1", "openai/o3", "google/gemini-2.5-flash")
     for model_id in ids:
         pool.script(model_id, ProviderUnavailable(f"{model_id} is down", provider=model_id.split("/")[0], status=503))
     with pytest.raises(AllModelsFailed) as info:
-        await fallback.run(chain(registry_all_keys, *ids), job())
+        await dispatcher.run(chain(registry_all_keys, *ids), job())
     assert [a.model for a in info.value.attempts] == list(ids)
     for model_id in ids:
         assert f"{model_id} is down" in str(info.value)
@@ -245,16 +245,16 @@ async def test_all_failed_lists_every_attempt(registry_all_keys: Registry, db) -
 
 
 async def test_a_model_is_never_tried_twice(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db, retries_per_model=0)
+    dispatcher, pool, _ = make(registry_all_keys, db, retries_per_model=0)
     model = pool.script("openai/o3", ProviderUnavailable("down", provider="openai"))
     with pytest.raises(AllModelsFailed):
-        await fallback.run(chain(registry_all_keys, "openai/o3", "openai/o3", "openai/o3"), job())
+        await dispatcher.run(chain(registry_all_keys, "openai/o3", "openai/o3", "openai/o3"), job())
     assert len(model.requests) == 1
 
 
 async def test_tool_loop_runs_tools_and_returns_the_final_answer(registry_all_keys: Registry, db) -> None:
     tools = Calculator()
-    fallback, pool, _ = make(registry_all_keys, db, toolbox=tools)
+    dispatcher, pool, _ = make(registry_all_keys, db, toolbox=tools)
     specs = tuple(await tools.list_tools({"execute_python", "broken"}))
     model = pool.script(
         "openai/gpt-4.1",
@@ -263,7 +263,7 @@ async def test_tool_loop_runs_tools_and_returns_the_final_answer(registry_all_ke
         tool_reply("no_such_tool", {}, "c3"),
         text_reply("The answer is 42"),
     )
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1"), job(specs))
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1"), job(specs))
     assert outcome.text == "The answer is 42"
     assert outcome.tools_called == ["execute_python", "broken", "no_such_tool"]
     results = [m for m in model.requests[-1].messages if m.role == "tool"]
@@ -278,40 +278,40 @@ async def test_tool_loop_runs_tools_and_returns_the_final_answer(registry_all_ke
 
 async def test_tool_loop_is_bounded_by_rounds(registry_all_keys: Registry, db) -> None:
     tools = Calculator()
-    fallback, pool, _ = make(registry_all_keys, db, toolbox=tools, max_rounds=3)
+    dispatcher, pool, _ = make(registry_all_keys, db, toolbox=tools, max_rounds=3)
     specs = tuple(await tools.list_tools({"execute_python"}))
     model = pool.script("openai/gpt-4.1", *[tool_reply("execute_python", {"code": "1"}, f"c{i}") for i in range(10)])
-    outcome = await fallback.run(chain(registry_all_keys, "openai/gpt-4.1"), job(specs))
+    outcome = await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1"), job(specs))
     assert len(model.requests) == 3
     assert model.requests[-1].tools == ()  # the last round forces an answer
     assert outcome.rounds == 3
 
 
 async def test_cancellation_leaves_one_whole_cancelled_row(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db)
+    dispatcher, pool, _ = make(registry_all_keys, db)
     pool.script("openai/gpt-4.1", "hang")
     with anyio.move_on_after(0.2):
-        await fallback.run(chain(registry_all_keys, "openai/gpt-4.1"), job())
+        await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1"), job())
     rows = [(r["outcome"], r["model"]) for r in ledger_rows(db)]
     assert rows == [("cancelled", "openai/gpt-4.1")]
 
 
 async def test_deadline_ends_a_hung_chain_promptly(registry_all_keys: Registry, db) -> None:
-    fallback, pool, _ = make(registry_all_keys, db, deadline_s=0.3)
+    dispatcher, pool, _ = make(registry_all_keys, db, deadline_s=0.3)
     pool.script("openai/gpt-4.1", "hang")
     with anyio.fail_after(10), pytest.raises(AllModelsFailed, match="deadline"):
-        await fallback.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
+        await dispatcher.run(chain(registry_all_keys, "openai/gpt-4.1", "openai/o3"), job())
 
 
 async def test_an_unreachable_provider_is_not_retried_and_then_skipped(registry_all_keys: Registry, db) -> None:
-    fallback, pool, slept = make(registry_all_keys, db)
+    dispatcher, pool, slept = make(registry_all_keys, db)
     refused = ProviderUnavailable("connection refused", provider="openai")  # no HTTP status: never connected
     first = pool.script("openai/gpt-4.1", refused)
     pool.script("google/gemini-2.5-flash", text_reply("one"), text_reply("two"))
     ids = ("openai/gpt-4.1", "google/gemini-2.5-flash")
-    outcome = await fallback.run(chain(registry_all_keys, *ids), job())
+    outcome = await dispatcher.run(chain(registry_all_keys, *ids), job())
     assert outcome.model.id == "google/gemini-2.5-flash" and slept == [] and len(first.requests) == 1
-    again = await fallback.run(chain(registry_all_keys, *ids), job())
+    again = await dispatcher.run(chain(registry_all_keys, *ids), job())
     assert len(first.requests) == 1  # skipped while it is known to be down
     assert [(a.model, a.outcome) for a in again.attempts] == [
         ("openai/gpt-4.1", "skipped"),

@@ -158,8 +158,8 @@ async def _settle_decision(decision: Awaitable[None]) -> None:
     with anyio.CancelScope(shield=True):
         try:
             await decision
-        except Exception:
-            log.exception("the routing decision could not be recorded")
+        except Exception as exc:
+            log.error("the routing decision could not be recorded: %s", exc)
 
 
 def _validate(request: CompleteRequest) -> None:

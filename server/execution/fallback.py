@@ -33,6 +33,7 @@ from server.errors import (
     BadRequest,
     BudgetExceeded,
     ContextTooLong,
+    NotRecorded,
     ProviderError,
     ProviderUnavailable,
     RateLimited,
@@ -175,19 +176,20 @@ class FallbackChain:
     async def _attempt(
         self, model: ModelConfig, job: Job, attempts: list[AttemptInfo], deadline: float, progress: Progress
     ) -> Outcome:
-        """The tool loop on one model, metered: exactly one committed ledger row, unless a budget refused the
-        first call (nothing was sent). A row that cannot be committed raises `NotRecorded` from here."""
+        """The tool loop on one model, metered: exactly one committed ledger row, unless the first round's
+        reservation failed (nothing was sent). A row that cannot be committed raises `NotRecorded` from here."""
         meter = self.book.open(model, job.account, len(attempts) + 1)
         outcome = "error"
         error: Exception | None = None
         try:
             answer = await self.loop.run(model, job, meter, deadline, progress)
             outcome = "ok"
-        except BudgetExceeded as exc:
+        except (BudgetExceeded, NotRecorded) as exc:
             error = exc
-            if meter.calls == 0:  # nothing was sent: no ledger row, only the caller's list
-                outcome = "refused"
-                attempts.append(_info(meter, "refused", exc))
+            if meter.calls == 0:  # the first reservation failed, so nothing was sent: no ledger row
+                outcome = "unsent"
+                if isinstance(exc, BudgetExceeded):  # the caller's list shows the refusal
+                    attempts.append(_info(meter, "refused", exc))
             raise
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"
@@ -196,7 +198,7 @@ class FallbackChain:
             error = exc
             raise
         finally:
-            if outcome != "refused":
+            if outcome != "unsent":
                 record = await meter.close(outcome, error)
                 attempts.append(
                     AttemptInfo(record.model, record.provider, outcome, record.error_type, record.error_message,
