@@ -23,7 +23,6 @@ from server.errors import RouterError
 from server.logs import configure_logging
 
 EXIT_USAGE = 2
-FORKSERVER_ENV = "MODEL_ROUTER_FORKSERVER"  # "0": spawn each tool sub-server instead
 EXIT_FAILURE = 1
 
 
@@ -228,37 +227,20 @@ def _run_with_analyzer(router: Any, work: Any) -> Any:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from server.tools.forked_children import ForkServer
+    from server.mcp.app import build_server
 
-    # First, before this process imports anything heavy: the tool sub-servers' fork server imports the
-    # MCP SDK (~1.3 s of CPU) on the other core meanwhile, so the sub-servers are ready about when we are.
-    forkserver = ForkServer.start() if os.environ.get(FORKSERVER_ENV, "1") != "0" else None
-    try:
-        router = _load_router(args)
-        if forkserver is not None:
-            from server.tools.launch import prelaunch
-
-            config = router.registry.config
-            prelaunch(forkserver, config.tool_servers, os.environ, config.data_dir)
-        from server.mcp.app import build_server
-
-        server = build_server(router, forkserver=forkserver)
-        # Everything loaded so far (the SDK's types, the registry, the analyser's tables) lives as long as the
-        # process: leaving it out of the cyclic collector turns its ~50 ms full collections into a few ms,
-        # which otherwise stall every request in flight.
-        gc.freeze()
-        if args.transport == "stdio":
-            from server.mcp.stdio_wire import serve_stdio
-
-            serve_stdio(server)
-            return 0
-        from server.mcp.http_service import TOKEN_ENV, serve_http
-
-        serve_http(server, host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV) or None)
+    server = build_server(_load_router(args))
+    # Everything loaded so far (the SDK's types, the registry, the analyser's tables) lives as long as the
+    # process: leaving it out of the cyclic collector turns its full collections (pauses of 50-80 ms, which
+    # stalled every request in flight) into a few ms.
+    gc.freeze()
+    if args.transport == "stdio":
+        server.run("stdio")  # the SDK's transport: fd 1 points at stderr while serving, stray prints miss the wire
         return 0
-    finally:
-        if forkserver is not None:
-            forkserver.close()
+    from server.mcp.http_service import TOKEN_ENV, serve_http
+
+    serve_http(server, host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV) or None)
+    return 0
 
 
 def _cmd_route(args: argparse.Namespace) -> int:
