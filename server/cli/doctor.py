@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import anyio
 import httpx2
+from mcp.client.stdio import get_default_environment
 
 from server.analysis.analyzers import learned_model_path
 from server.analysis.learned import load as load_learned
@@ -29,7 +30,6 @@ from server.domain.config import Config, load_config
 from server.domain.registry import Registry
 from server.errors import ConfigError, LearnedModelError
 from server.tools.hub import open_tool_hub
-from server.tools.launch import full_environment
 
 Status = Literal["ok", "warn", "error"]
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
@@ -159,7 +159,7 @@ async def probe_generation(command: list[str], timeout_s: float = _GENERATION_TI
     try:
         with anyio.fail_after(timeout_s):
             # The basics only (PATH, HOME, ...): a model that runs offline has no use for the provider keys.
-            done = await anyio.run_process(command, check=False, env=full_environment({}))
+            done = await anyio.run_process(command, check=False, env=get_default_environment())
     except TimeoutError:
         return Check("local model", "warn", f"a 4-token test generation did not finish in {timeout_s:.0f} s",
                      "check the machine's load; `model-router complete` will be as slow")  # fmt: skip

@@ -29,7 +29,6 @@ from server.routing.router import Router
 from server.store import Database, Ledger, SessionStore, open_database
 from server.store.background import Background
 from server.store.decisions import DecisionLog
-from server.tools.forked_children import ForkServer
 from server.tools.hub import open_tool_hub
 from server.tools.toolbox import ToolBox
 
@@ -60,12 +59,11 @@ async def open_runtime(
     limits: Limits | None = None,
     http_client: httpx2.AsyncClient | None = None,
     eager_tools: bool = True,
-    forkserver: ForkServer | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the database, HTTP client and tool sub-servers, wire the fallback chain, close everything on exit.
 
     `toolbox` replaces the sub-server hub (tests); `eager_tools=False` starts the sub-servers only when a
-    task first needs a tool (one-shot CLI commands); `forkserver` forks them ready-imported (`serve`).
+    task first needs a tool (one-shot CLI commands).
     """
     config = router.registry.config
     registry: Registry = router.registry
@@ -76,7 +74,7 @@ async def open_runtime(
         toolbox
         if toolbox is not None
         else await stack.enter_async_context(
-            open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools, forkserver=forkserver)
+            open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
         )
     )
     ledger = Ledger(database)

@@ -25,7 +25,6 @@ from server.execution.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, Com
 from server.execution.runtime import Runtime, open_runtime
 from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, model_rows
 from server.routing.selector import Preference, RouteOptions
-from server.tools.forked_children import ForkServer
 
 log = logging.getLogger("model_router")
 
@@ -113,16 +112,12 @@ def build_server(
     router: Router,
     env: Mapping[str, str] | None = None,
     runtime_factory: RuntimeFactory | None = None,
-    forkserver: ForkServer | None = None,
 ) -> MCPServer:
-    """An MCPServer exposing the router's tools; the runtime (database, providers) lives in its lifespan.
-
-    `forkserver`, when `serve` started one, forks the tool sub-servers (see `server/forked_children.py`).
-    """
+    """An MCPServer exposing the router's tools; the runtime (database, providers) lives in its lifespan."""
     environment = os.environ if env is None else env
 
     def default_factory(r: Router) -> AbstractAsyncContextManager[Runtime]:
-        return open_runtime(r, environment, forkserver=forkserver)
+        return open_runtime(r, environment)
 
     factory = runtime_factory or default_factory
 

@@ -8,7 +8,6 @@ place. Output: a primary model, an ordered acyclic fallback chain, the estimated
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -182,11 +181,6 @@ def _named_alternates(
 _COMPARABLE_MARGIN = 10
 
 
-# A registry never changes once built, so each ranking is computed once per registry (a handful of keys).
-_RankKey = tuple[str, Category, bool, frozenset[str]]
-_RANKINGS: weakref.WeakKeyDictionary[Registry, dict[_RankKey, tuple[ModelConfig, ...]]] = weakref.WeakKeyDictionary()
-
-
 def _ranked_substitutes(
     target: ModelConfig, fit: list[ModelConfig], category: Category, registry: Registry, *, by_price: bool
 ) -> list[ModelConfig]:
@@ -195,19 +189,6 @@ def _ranked_substitutes(
     Comparable ones (capability within the margin) come first, cheapest first unless the caller wants
     the best quality; then the rest, most capable first.
     """
-    memo = _RANKINGS.setdefault(registry, {})
-    key = (target.id, category, by_price, frozenset(m.id for m in fit))
-    ranked = memo.get(key)
-    if ranked is None:
-        if len(memo) > 1024:  # budgets can make many distinct `fit` sets; keep the memo bounded
-            memo.clear()
-        ranked = memo[key] = tuple(_rank(target, fit, category, registry, by_price=by_price))
-    return list(ranked)
-
-
-def _rank(
-    target: ModelConfig, fit: list[ModelConfig], category: Category, registry: Registry, *, by_price: bool
-) -> list[ModelConfig]:
     name = category.value
     floor = registry.capability(target, name) - _COMPARABLE_MARGIN
 

@@ -1,17 +1,22 @@
 """The host's MCP client side: the tool sub-servers, each a stdio child kept connected by its own task.
 
+`open_tool_hub` spawns every enabled sub-server at once, in the background: nothing the host answers
+(`initialize`, `tools/list`, `route_task`) waits for them. A task that needs tools waits, bounded, only
+until the sub-servers that provide them are up; one that cannot start is named, with its reason, in the
+tool error the model reads.
+
 One supervisor task per sub-server owns its `Client` (an MCP client must be entered and exited in one
 task): it starts the child, lists its tools, and restarts it when a call finds it dead. Calls run in
 the caller's task on the live session, with a per-call timeout; a dead child is restarted and the call
-retried once. Every failure becomes a `ToolOutcome(is_error=True)` the model can read; nothing a
-sub-server does can raise into the host. Children get only the environment they need.
+retried once. Every failure becomes a `ToolOutcome(is_error=True)`; nothing a sub-server does can raise
+into the host. Children get only the environment they need (`server/tools/launch.py`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import sys
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +25,13 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 from mcp import StdioServerParameters
-from mcp.client import Client, Transport
+from mcp.client import Client
 from mcp.shared.exceptions import MCPError
 
 from server.domain.config import ToolServerConfig
 from server.domain.messages import ToolSpec
-from server.tools.forked_children import ForkServer, ForkServerGone
-from server.tools.forked_transport import forked_transport
-from server.tools.launch import child_environment, forkable_entry, full_environment
+from server.errors import ToolUnavailable
+from server.tools.launch import launch_parameters
 from server.tools.toolbox import ToolOutcome
 
 log = logging.getLogger("model_router.tools")
@@ -36,35 +40,32 @@ _REQUEST_TIMEOUT = -32001
 _CONNECT_TIMEOUT_S = 20.0
 _RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_RESULT_CHARS = 50_000
-# Eager start also waits this long before spawning, so that three imports of the SDK do not delay the
-# host's first answers (the lifespan that starts them runs just before the host answers `initialize`); a
-# task that needs a tool sooner starts them at once. Forked children come ready-imported: no wait.
-LAUNCH_DELAY_S = 0.3
 
 
 @dataclass
 class SubServer:
-    """One child process and the live client session to it.
-
-    With a fork server that has its entry (`entry`, the `-m` module), the child is forked ready-imported;
-    otherwise, or once the fork server has failed, it is spawned from `params`.
-    """
+    """One child process, spawned from `params`, and the live client session to it."""
 
     name: str
     params: StdioServerParameters
     timeout_s: float
-    forkserver: ForkServer | None = None
-    entry: str = ""
     client: Client | None = None
-    tools: list[ToolSpec] = field(default_factory=list)
+    tools: list[ToolSpec] = field(default_factory=list)  # kept while a dead child restarts
     generation: int = 0
     last_error: str | None = None
+    on_change: Callable[[], None] = lambda: None
     _changed: anyio.Event = field(default_factory=anyio.Event)
     _restart: anyio.Event = field(default_factory=anyio.Event)
+
+    @property
+    def settled(self) -> bool:
+        """Up, or known to have failed: nobody needs to wait for it any longer."""
+        return self.client is not None or self.last_error is not None
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()
         changed.set()
+        self.on_change()
 
     async def supervise(self) -> None:
         """Keep the child running until cancelled; restart it whenever a caller reports it dead."""
@@ -72,7 +73,7 @@ class SubServer:
         while True:
             self._restart = anyio.Event()
             try:
-                async with Client(self._transport(), mode="legacy", read_timeout_seconds=_CONNECT_TIMEOUT_S) as client:
+                async with Client(self.params, mode="legacy", read_timeout_seconds=_CONNECT_TIMEOUT_S) as client:
                     listed = await client.list_tools()
                     self.tools = [ToolSpec(t.name, t.description or "", dict(t.input_schema)) for t in listed.tools]
                     self.client, self.last_error, failures = client, None, 0
@@ -80,23 +81,15 @@ class SubServer:
                     log.info("tool server %s ready: %s", self.name, ", ".join(t.name for t in self.tools))
                     self._notify()
                     await self._restart.wait()
-            except ForkServerGone:
-                continue  # the fork server is marked failed: spawn the child at once instead
             except Exception as exc:  # a child that cannot start must not take the host down
                 failures += 1
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = _reason(exc)
                 log.error("tool server %s failed: %s", self.name, self.last_error)
             finally:
                 self.client = None
                 self._notify()
             if failures:
                 await anyio.sleep(_RESTART_BACKOFF_S[min(failures, len(_RESTART_BACKOFF_S)) - 1])
-
-    def _transport(self) -> Transport | StdioServerParameters:
-        if self.forkserver is not None and self.forkserver.can_run(self.entry):
-            env = full_environment(self.params.env or {})  # what a spawned child would get
-            return forked_transport(self.forkserver, self.entry, env, _CONNECT_TIMEOUT_S)
-        return self.params
 
     async def wait_ready(self, timeout_s: float, newer_than: int = 0) -> bool:
         """Wait until a session newer than `newer_than` is live (bounded)."""
@@ -105,32 +98,29 @@ class SubServer:
                 await self._changed.wait()
         return self.client is not None and self.generation > newer_than
 
-    async def wait_settled(self, timeout_s: float) -> None:
-        """Wait (bounded) until the first start has either succeeded or failed."""
-        with anyio.move_on_after(timeout_s):
-            while self.client is None and self.last_error is None:
-                await self._changed.wait()
-
     def report_dead(self, generation: int) -> None:
         """A caller saw the session of `generation` die: drop it and restart (once per generation)."""
         if self.generation == generation and self.client is not None:
             self.client = None
             self._restart.set()
 
+    async def _session(self, newer_than: int) -> tuple[Client, int]:
+        """A live session newer than `newer_than`; ToolUnavailable, naming this server and why, if none comes."""
+        patience = _CONNECT_TIMEOUT_S if self.last_error is None else 2.0  # a failing child: do not stall
+        if not await self.wait_ready(patience, newer_than=newer_than) or self.client is None:
+            why = self.last_error or f"it did not start within {patience:.0f}s"
+            raise ToolUnavailable(f"its server ({self.name}) is not running ({why})")
+        return self.client, self.generation
+
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
         """Run one tool; a dead child is restarted and the call retried once."""
         seen = 0
         for attempt in (1, 2):
-            patience = _CONNECT_TIMEOUT_S if self.last_error is None else 2.0  # a failing child: do not stall
-            if not await self.wait_ready(patience, newer_than=seen):
-                detail = f" ({self.last_error})" if self.last_error else ""
-                return ToolOutcome(
-                    f"tool {name} is unavailable: its server ({self.name}) is not running{detail}; "
-                    "try again later or answer without it",
-                    is_error=True,
-                )
-            client, seen = self.client, self.generation
-            assert client is not None
+            try:
+                client, seen = await self._session(newer_than=seen)
+            except ToolUnavailable as exc:
+                advice = "try again later or answer without it"
+                return ToolOutcome(f"tool {name} is unavailable: {exc}; {advice}", is_error=True)
             try:
                 result = await client.call_tool(name, arguments, read_timeout_seconds=self.timeout_s)
             except MCPError as exc:
@@ -154,12 +144,17 @@ class SubServer:
         return ToolOutcome(f"tool {name} failed", is_error=True)
 
 
+def _reason(exc: BaseException) -> str:
+    """The first real cause inside the task groups' exception groups, as one line."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _outcome(result: Any) -> ToolOutcome:
     texts = [getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text"]
     text = "\n".join(t for t in texts if t)
     if not text and result.structured_content is not None:
-        import json
-
         text = json.dumps(result.structured_content)
     if len(text) > _MAX_RESULT_CHARS:
         text = text[:_MAX_RESULT_CHARS] + "\n[output truncated by the host]"
@@ -167,44 +162,68 @@ def _outcome(result: Any) -> ToolOutcome:
 
 
 class ToolHub:
-    """The `ToolBox` backed by the sub-servers; starts them on first use unless started eagerly."""
+    """The `ToolBox` backed by the sub-servers; starts them all at once, on `launch` or on first use."""
 
     def __init__(self, servers: list[SubServer], task_group: TaskGroup, ready_timeout_s: float = 15.0) -> None:
         self.servers = servers
         self._tg = task_group
         self._ready_timeout = ready_timeout_s
         self._started = False
+        self._changed = anyio.Event()
+        for server in servers:
+            server.on_change = self._notify
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, anyio.Event()
+        changed.set()
 
     def launch(self) -> None:
-        """Start every sub-server in parallel, without waiting for them (the host answers meanwhile)."""
+        """Spawn every sub-server in parallel, without waiting for them (the host answers meanwhile)."""
         if self._started:
             return
         self._started = True
         for server in self.servers:
             self._tg.start_soon(server.supervise, name=f"tool-server-{server.name}")
 
-    async def start(self) -> None:
-        """Launch (if needed) and wait, bounded, until each sub-server is up or has failed."""
+    async def _wait_until(self, done: Callable[[], bool]) -> None:
+        """Launch, then wait (bounded) until `done()` or every sub-server has settled."""
         self.launch()
         with anyio.move_on_after(self._ready_timeout):
-            for server in self.servers:
-                await server.wait_settled(self._ready_timeout)
+            while not done() and not all(s.settled for s in self.servers):
+                await self._changed.wait()
         for server in self.servers:
-            if server.client is None and server.last_error is None:
-                server.last_error = "did not start in time"
+            if not server.settled and not done():
+                server.last_error = f"did not start within {self._ready_timeout:.0f}s"
                 log.error("tool server %s did not start within %.0fs", server.name, self._ready_timeout)
 
+    async def start(self) -> None:
+        """Launch (if needed) and wait, bounded, until each sub-server is up or has failed."""
+        await self._wait_until(lambda: False)
+
     async def list_tools(self, names: Collection[str]) -> list[ToolSpec]:
-        await self.start()
+        """The named tools of the running sub-servers, once all are found or every sub-server has settled."""
         wanted = set(names)
+
+        def found() -> bool:
+            return wanted <= {t.name for s in self.servers if s.client is not None for t in s.tools}
+
+        await self._wait_until(found)
         return [t for s in self.servers if s.client is not None for t in s.tools if t.name in wanted]
 
     async def call_tool(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        await self.start()
-        for server in self.servers:
-            if any(t.name == name for t in server.tools):
-                return await server.call(name, arguments)
+        """Run `name` on the sub-server that has it, waiting only for that one (or for all, if none lists it)."""
+        await self._wait_until(lambda: self._owner(name) is not None)
+        server = self._owner(name)
+        if server is not None:
+            return await server.call(name, arguments)
+        failed = [f"{s.name} could not start ({s.last_error})" for s in self.servers if not s.tools and s.last_error]
+        if failed:
+            why = "; ".join(failed)
+            return ToolOutcome(f"tool {name!r} is unavailable: tool sub-server {why}; answer without it", is_error=True)
         return ToolOutcome(f"unknown tool {name!r}", is_error=True)
+
+    def _owner(self, name: str) -> SubServer | None:
+        return next((s for s in self.servers if any(t.name == name for t in s.tools)), None)
 
     def status(self) -> dict[str, dict[str, Any]]:
         return {
@@ -213,56 +232,27 @@ class ToolHub:
         }
 
 
-def build_servers(
-    specs: Mapping[str, ToolServerConfig],
-    env: Mapping[str, str],
-    data_dir: Path,
-    forkserver: ForkServer | None = None,
-) -> list[SubServer]:
-    servers = []
-    for name, spec in specs.items():
-        if not spec.enabled:
-            continue
-        params = StdioServerParameters(
-            command=spec.command or sys.executable,
-            args=list(spec.args),
-            env=child_environment(spec, env, data_dir),
-        )
-        entry = forkable_entry(spec)
-        usable = forkserver if forkserver is not None and forkserver.can_run(entry) else None
-        servers.append(SubServer(name=name, params=params, timeout_s=spec.timeout_s, forkserver=usable, entry=entry))
-    return servers
+def build_servers(specs: Mapping[str, ToolServerConfig], env: Mapping[str, str], data_dir: Path) -> list[SubServer]:
+    return [
+        SubServer(name=name, params=launch_parameters(spec, env, data_dir), timeout_s=spec.timeout_s)
+        for name, spec in specs.items()
+        if spec.enabled
+    ]
 
 
 @asynccontextmanager
 async def open_tool_hub(
-    specs: Mapping[str, ToolServerConfig],
-    env: Mapping[str, str],
-    data_dir: Path,
-    *,
-    eager: bool = True,
-    forkserver: ForkServer | None = None,
+    specs: Mapping[str, ToolServerConfig], env: Mapping[str, str], data_dir: Path, *, eager: bool = True
 ) -> AsyncIterator[ToolHub]:
     """A hub whose sub-servers live inside this context; all are stopped on exit.
 
-    `eager` launches them now, in the background; otherwise they start when a task first needs a tool.
-    `forkserver` (started early by `serve`) forks the servers it has imported instead of spawning them;
-    when none of them can use it, it is stopped at once.
+    `eager` spawns them now, in the background; otherwise they start when a task first needs a tool.
     """
-    servers = build_servers(specs, env, data_dir, forkserver)
-    if forkserver is not None and not any(s.forkserver is forkserver for s in servers):
-        forkserver.close()
     async with anyio.create_task_group() as tg:
-        hub = ToolHub(servers, tg)
+        hub = ToolHub(build_servers(specs, env, data_dir), tg)
         if eager:
-            forked = any(s.forkserver is not None for s in servers)
-            tg.start_soon(_launch_later, hub, 0.0 if forked else LAUNCH_DELAY_S)
+            hub.launch()
         try:
             yield hub
         finally:
             tg.cancel_scope.cancel()
-
-
-async def _launch_later(hub: ToolHub, delay_s: float) -> None:
-    await anyio.sleep(delay_s)
-    hub.launch()

@@ -1,0 +1,180 @@
+"""`model-router analyze`, `eval` and `train`: the task analyser on files of prompts, measured and fitted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from server.cli.common import EXIT_FAILURE, load_router, run_with_analyzer
+from server.errors import RouterError
+
+
+def add_parsers(sub: Any) -> None:
+    analyze = sub.add_parser(
+        "analyze",
+        help="analyse a JSONL file of prompts",
+        description="For each input line with `id` and `prompt`, write one JSON line with id, category, "
+        "complexity, strong_score and token estimates.",
+    )
+    analyze.add_argument("input", type=Path, help="input JSONL file (- for stdin)")
+    analyze.add_argument("--out", type=Path, help="output JSONL file (default stdout)")
+    _analyzer_options(analyze)
+    analyze.set_defaults(run=run_analyze)
+
+    evaluate = sub.add_parser(
+        "eval",
+        help="measure the analyser on a labelled JSONL file",
+        description="Lines with {id, prompt, category}: accuracy, macro-F1 and the confusion matrix of the "
+        "analyser's category. Lines with {id, prompt, scores: {strong, weak}} (and optional source): APGR, "
+        "CPT(50%%) and CPT(80%%) of strong_score per source prefix (before '/'), beside the random and "
+        "prompt-length baselines. APGR 0.5 is random routing; CPT is the share of strong calls needed.",
+    )
+    evaluate.add_argument("input", type=Path, help="labelled JSONL file")
+    _analyzer_options(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    evaluate.set_defaults(run=run_eval)
+
+    train = sub.add_parser(
+        "train",
+        help="fit the learned router on labelled outcomes",
+        description="Fit the learned router from a JSONL file of {prompt, category} and/or {prompt, scores: "
+        "{strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
+        '[routing] learned_model). Set [routing] analyzer = "learned" to use it.',
+    )
+    train.add_argument("input", type=Path, help="labelled JSONL file")
+    train.add_argument("--out", type=Path, help="where to write the model")
+    train.add_argument("--epochs", type=int, default=6, help="SGD passes over the data (default 6)")
+    train.add_argument("--json", action="store_true", help="print the training summary as JSON")
+    train.set_defaults(run=run_train)
+
+
+def _analyzer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--analyzer", metavar="NAME", help="local | learned | llm:<model id> (default: [routing] analyzer)"
+    )
+    parser.add_argument("--model", type=Path, metavar="PATH", help="learned model file (implies --analyzer learned)")
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    router = load_router(args)
+    source = sys.stdin if str(args.input) == "-" else _open_input(args.input)
+    out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+
+    async def work() -> int:
+        errors = 0
+        with source, out if args.out else _NoClose(out) as sink:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                    if not isinstance(item.get("prompt"), str) or not item["prompt"].strip():
+                        raise ValueError("'prompt' must be a non-empty string")
+                    analysis = await router.analyzer.analyze(item["prompt"])
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    errors += 1
+                    print(f"model-router: {args.input}:{number}: skipped: {_describe(exc)}", file=sys.stderr)
+                    continue
+                sink.write(json.dumps(_analysis_row(item.get("id"), analysis)) + "\n")
+        return errors
+
+    errors = run_with_analyzer(router, work)
+    return EXIT_FAILURE if errors else 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from server.analysis.evaluate import evaluate, print_evaluation
+    from server.analysis.metrics import load_labelled
+
+    router = load_router(args)
+    data = load_labelled(args.input)
+    result = run_with_analyzer(router, lambda: evaluate(router.analyzer, data))
+    result["file"] = str(args.input)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_evaluation(result)
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    import time as clock
+
+    from server.analysis.analyzers import learned_model_path
+    from server.analysis.learned import save, train
+    from server.analysis.metrics import load_labelled
+
+    router = load_router(args)
+    data = load_labelled(args.input)
+    started = clock.perf_counter()
+    model = train(data.categories, data.pairs, epochs=max(1, args.epochs))
+    path = args.out or learned_model_path(router.registry.config)
+    try:
+        model = save(model, path)
+    except OSError as exc:
+        raise RouterError(f"cannot write the learned model to {path}: {exc.strerror or exc}; pass --out PATH") from None
+    summary = {
+        "path": str(path),
+        "version": model.version,
+        "bytes": path.stat().st_size,
+        "seconds": round(clock.perf_counter() - started, 2),
+        "category_rows": len(data.categories),
+        "pair_rows": len(data.pairs),
+        "categories": [c.value for c in model.classes],
+        "thresholds": model.thresholds,
+        "calibration": model.info.get("calibration", {}),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    parts = [p for p, on in (("category", model.has_categories), ("strong_score", model.has_strong)) if on]
+    print(f"trained {' + '.join(parts)} on {len(data.categories)} category and {len(data.pairs)} outcome lines "
+          f"in {summary['seconds']} s")  # fmt: skip
+    for preference, threshold in model.thresholds.items():
+        share = summary["calibration"].get(preference, {}).get("strong_share")
+        print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of held-out prompts)")
+    print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
+    print('use it with [routing] analyzer = "learned"' + ("" if args.out is None else f' and learned_model = "{path}"'))
+    return 0
+
+
+def _open_input(path: Path) -> Any:
+    try:
+        return path.open(encoding="utf-8")
+    except OSError as exc:
+        raise RouterError(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"missing field {exc}"
+    return str(exc) or type(exc).__name__
+
+
+def _analysis_row(item_id: Any, analysis: Any) -> dict[str, Any]:
+    return {
+        "id": item_id,
+        "category": analysis.category.value,
+        "complexity": analysis.complexity,
+        "strong_score": round(analysis.strong_score, 4),
+        "estimated_input_tokens": analysis.estimated_input_tokens,
+        "estimated_output_tokens": analysis.estimated_output_tokens,
+        "requires_tools": analysis.requires_tools,
+        "requires_long_context": analysis.requires_long_context,
+    }
+
+
+class _NoClose:
+    """Context manager around stdout that does not close it."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __enter__(self) -> Any:
+        return self._stream
+
+    def __exit__(self, *exc: object) -> None:
+        self._stream.flush()
