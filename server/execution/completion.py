@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from pydantic import BaseModel, Field
 
 from server.accounting.budget import BudgetGuard, BudgetState
@@ -23,8 +21,8 @@ from server.execution.context import build_messages, tool_names_for
 from server.execution.dispatch import Dispatcher, Job, Outcome, Progress, _no_progress
 from server.routing.router import Router, RouteResult, to_result
 from server.routing.selector import BudgetLeft, RouteOptions
-from server.store.decisions import DecisionLog
-from server.store.sessions import SessionStore, validate_session_id
+from server.store.interface import DecisionRecorder, LoggedRoute, SessionHistory
+from server.store.sessions import validate_session_id
 from server.tools.toolbox import ToolBox
 
 MAX_OUTPUT_TOKENS = 128_000
@@ -79,10 +77,10 @@ class CompletionService:
         self,
         router: Router,
         dispatcher: Dispatcher,
-        sessions: SessionStore,
+        sessions: SessionHistory,
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
-        decisions: DecisionLog | None = None,
+        decisions: DecisionRecorder | None = None,
     ) -> None:
         self.router = router
         self.dispatcher = dispatcher
@@ -122,19 +120,11 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        # Queued now, so it shares a commit with the attempt rows; the answer need not wait for it.
-        background = self.dispatcher.background
-        decision: Awaitable[None] | None = None
-        if self.decisions is not None and background is not None:
-            self.decisions.record_soon("complete", request.task, options, route_result, task_id, background=background)
-        elif self.decisions is not None:
-            decision = self.decisions.record("complete", request.task, options, route_result, task_id)
-        try:
-            outcome = await self.dispatcher.run(route.chain, job, progress)
-        finally:
-            if decision is not None:
-                with anyio.CancelScope(shield=True):
-                    await decision
+        if self.decisions is not None:
+            # Before any paid request: a store that cannot write fails the call while it has cost nothing.
+            logged = logged_route(route_result)
+            await self.decisions.record("complete", request.task, logged_options(options), logged, task_id)
+        outcome = await self.dispatcher.run(route.chain, job, progress)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
@@ -142,6 +132,31 @@ class CompletionService:
 
     async def _budget_summary(self, task_id: str, session_id: str | None) -> list[BudgetLine]:
         return budget_lines(await self.budget.states(task_id, session_id)) if self.budget else []
+
+
+def logged_options(options: RouteOptions) -> dict[str, Any]:
+    """The caller's options as the decision log keeps them."""
+    return {
+        "cost_preference": options.preference.value,
+        "self_hosted_only": options.self_hosted_only,
+        "force_model": options.force_model,
+        "enable_tools": options.enable_tools,
+        "max_output_tokens": options.max_output_tokens,
+        "budget_left_usd": None if options.budget is None else options.budget.remaining_usd,
+    }
+
+
+def logged_route(result: RouteResult) -> LoggedRoute:
+    """The route as the decision log keeps it."""
+    return LoggedRoute(
+        category=result.category,
+        complexity=result.complexity,
+        strong_score=result.strong_score,
+        primary_model=result.primary_model,
+        fallback_models=tuple(result.fallback_models),
+        estimated_cost_usd=result.estimated_cost_usd,
+        reasons=tuple(result.reasons),
+    )
 
 
 # Task ids must be unique, not secret: a generator seeded once from the OS, because `uuid4` asks the OS for

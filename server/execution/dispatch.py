@@ -49,8 +49,7 @@ from server.errors import (
     TaskStopped,
 )
 from server.providers.base import ChatModel
-from server.store.background import Background
-from server.store.ledger import AttemptRecord, Ledger
+from server.store.interface import AttemptLedger, AttemptRecord
 from server.tools.toolbox import ToolBox
 
 Progress = Callable[[str], Awaitable[None]]
@@ -160,11 +159,10 @@ class Dispatcher:
         registry: Registry,
         pool: ModelPool,
         toolbox: ToolBox,
-        ledger: Ledger,
+        ledger: AttemptLedger,
         limits: Limits | None = None,
         *,
         budget: BudgetGuard | None = None,
-        background: Background | None = None,
         sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         jitter: Callable[[], float] = random.random,
     ) -> None:
@@ -174,7 +172,6 @@ class Dispatcher:
         self.ledger = ledger
         self.limits = limits or Limits()
         self.budget = budget
-        self.background = background
         self._sleep = sleep
         self._jitter = jitter
         self._unreachable_until: dict[str, float] = {}
@@ -411,13 +408,10 @@ class Dispatcher:
             tool_rounds=state.tool_rounds,
             tools_called=tuple(state.tools_called),
         )
-        # Queued at once, so even a cancelled call leaves its (whole) row; committed in the background when
-        # the runtime has one: the answer need not wait for the commit, and reads see the row regardless.
-        if self.background is not None:
-            self.ledger.record_soon(record, tuple(state.reservations), self.background)
-        else:
-            with anyio.CancelScope(shield=True):
-                await self.ledger.record(record, settle=tuple(state.reservations))
+        # Committed before anything is returned, and shielded so that a cancelled call still leaves its row.
+        # If the store cannot write, its StoreError ends the task here: no further paid request is made.
+        with anyio.CancelScope(shield=True):
+            await self.ledger.record(record, settle=tuple(state.reservations))
         return AttemptInfo(model.id, model.provider, outcome, error_type, message, latency_ms, usage, cost)
 
 
