@@ -1,6 +1,7 @@
 """What the rest of the router needs of storage: the protocols a backend implements and the plain records
 that cross them. SQLite (`store.sqlite`) is the one backend today; a second one (PostgreSQL) implements
-these protocols and passes `tests/store_contract.py` without touching accounting/ or execution/.
+these protocols and passes the contract suite in `tests/contract/` without touching accounting/ or
+execution/.
 
 Invariants every backend keeps:
 - Every write is one transaction, awaited: when the awaiting call returns, the row is committed; when it
