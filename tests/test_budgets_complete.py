@@ -18,8 +18,7 @@ from server.domain.registry import Registry
 from server.execution.runtime import open_runtime
 from server.mcp.app import build_server
 from server.routing.router import Router
-from server.store import AttemptRecord, Ledger, open_database
-from server.store.db import rows_as_dicts
+from server.store import AttemptRecord, open_store
 from server.tools.toolbox import NoTools
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
@@ -46,24 +45,24 @@ def _server(tmp_path: Path, fake: f.FakeProviders, budgets: str, *, ollama: bool
     return build_server(router, env=env, runtime_factory=lambda r: open_runtime(r, env, toolbox=NoTools())), config
 
 
-def _attempts(config: Config) -> list[dict[str, Any]]:
-    db = open_database(config.data_dir)
+async def _attempts(config: Config) -> list[dict[str, Any]]:
+    store = open_store(config.data_dir)
     try:
-        return db.run_sync(lambda c: rows_as_dicts(c.execute("SELECT * FROM attempts ORDER BY id")))
+        return await store.ledger.attempts(limit=10_000)
     finally:
-        db.close()
+        await store.aclose()
 
 
 async def _spend_today(config: Config, usd: str) -> None:
-    db = open_database(config.data_dir)
+    store = open_store(config.data_dir)
     try:
-        await Ledger(db).record(AttemptRecord(
+        await store.ledger.record(AttemptRecord(
             task_id="earlier", session_id=None, attempt_no=1, started_at=time.time(), latency_ms=1.0,
             model="openai/gpt-4.1", provider="openai", category="qa_retrieval", outcome="ok",
             price_table_version=config.price_table_version, input_tokens=1, output_tokens=1, cost_usd=Decimal(usd),
         ))  # fmt: skip
     finally:
-        db.close()
+        await store.aclose()
 
 
 async def test_a_per_task_budget_below_the_primarys_estimate_downgrades(tmp_path: Path, fake) -> None:
@@ -124,7 +123,7 @@ async def test_concurrent_calls_never_spend_more_than_the_budget(tmp_path: Path,
             for i in range(100):
                 tg.start_soon(one, i)
         report = (await client.call_tool("cost_report", {})).structured_content
-    rows = _attempts(config)
+    rows = await _attempts(config)
     spent = sum(Decimal(row["cost_pusd"]) for row in rows if row["cost_pusd"]) / 10**12
     assert spent <= Decimal("0.0825")
     assert sum(row["model"] == "openai/gpt-4.1" for row in rows) <= 10

@@ -16,7 +16,7 @@ from mcp.client import Client
 
 from server.accounting.budget import BudgetGuard
 from server.domain.config import BudgetConfig
-from server.store import open_database
+from server.store import open_store
 from tests.fakes import providers as f
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -72,13 +72,13 @@ async def test_sigkill_mid_flight(tmp_path: Path) -> None:
     recorded_ok = {task for task, outcome, _, _ in rows if outcome == "ok"}
     assert finished and set(finished) <= recorded_ok  # every call that answered is counted
     assert all(tokens > 0 and cost is not None for _, outcome, tokens, cost in rows if outcome == "ok")
-    database = open_database(home)
+    store = open_store(home)
     try:
-        guard = BudgetGuard(database, BudgetConfig(daily_usd=100.0), clock=lambda: 10**10)  # far in the future
+        guard = BudgetGuard(store.budgets, BudgetConfig(daily_usd=100.0), clock=lambda: 10**10)  # far in the future
         [daily] = await guard.states()
         assert daily.reserved_usd == Decimal(0)  # holds left by the killed host have expired
-        live = BudgetGuard(database, BudgetConfig(daily_usd=100.0))
+        live = BudgetGuard(store.budgets, BudgetConfig(daily_usd=100.0))
         [now] = await live.states()
         assert now.spent_usd > 0
     finally:
-        database.close()
+        await store.aclose()

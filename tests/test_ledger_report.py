@@ -15,17 +15,17 @@ from server.domain.config import BudgetConfig
 from server.domain.pricing import token_cost
 from server.domain.registry import Registry
 from server.errors import BudgetExceeded, InvalidTimeWindow, StoreError
-from server.store import AttemptRecord, Ledger, open_database
+from server.store import AttemptRecord, Store, open_store
 from server.store.migrations import MIGRATIONS
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def db(tmp_path: Path):
-    database = open_database(tmp_path)
-    yield database
-    database.close()
+async def store(tmp_path: Path):
+    opened = open_store(tmp_path)
+    yield opened
+    await opened.aclose()
 
 
 def attempt(model: str, *, task: str = "t", inp=0, cached=0, out=0, reasoning=0, outcome="ok", registry=None,
@@ -73,15 +73,15 @@ def test_cost_is_exact_for_cached_and_reasoning_tokens(registry_all_keys: Regist
     )
 
 
-async def test_report_totals_groups_and_savings_reproduce_by_hand(db, registry_all_keys: Registry) -> None:
-    ledger = Ledger(db)
+async def test_report_totals_groups_and_savings_reproduce_by_hand(store: Store, registry_all_keys: Registry) -> None:
+    ledger = store.ledger
     r = registry_all_keys
     await ledger.record(attempt("google/gemini-2.5-flash", task="a", inp=1000, out=200, registry=r))
     await ledger.record(attempt("openai/gpt-4.1-nano", task="b", inp=5000, cached=4000, out=100, registry=r))
     await ledger.record(attempt("openai/o3", task="c", inp=100, out=0, outcome="error", registry=r))
     await ledger.record(attempt("anthropic/claude-sonnet-4", task="c", inp=2000, out=500, registry=r))
     await ledger.record(attempt("openai/mystery", task="d", inp=50, out=5, cost=None))
-    report = await ReportBuilder(db, r).build(ReportQuery())
+    report = await ReportBuilder(store.reports, r).build(ReportQuery())
     t = report.totals
     assert (t.calls, t.attempts, t.failures, t.unpriced_attempts) == (4, 5, 1, 1)
     assert (t.tokens.input, t.tokens.cached_input, t.tokens.output) == (8150, 4000, 805)
@@ -101,12 +101,12 @@ async def test_report_totals_groups_and_savings_reproduce_by_hand(db, registry_a
     assert by_model["openai/mystery"].baseline_cost_usd is None
 
 
-async def test_report_filters_by_window_session_and_groups_by_day(db, registry_all_keys: Registry) -> None:
-    ledger = Ledger(db)
+async def test_report_filters_by_window_session_and_groups_by_day(store: Store, registry_all_keys: Registry) -> None:
+    ledger = store.ledger
     old = parse_time("2026-01-15T12:00:00")
     await ledger.record(attempt("openai/gpt-4.1", inp=10, out=10, registry=registry_all_keys, when=old))
     await ledger.record(attempt("openai/gpt-4.1", inp=10, out=10, registry=registry_all_keys, session="s1"))
-    builder = ReportBuilder(db, registry_all_keys)
+    builder = ReportBuilder(store.reports, registry_all_keys)
     recent = await builder.build(ReportQuery(since=parse_time("7d"), group_by="day"))
     assert recent.totals.attempts == 1
     assert recent.groups[0].key == time.strftime("%Y-%m-%d", time.gmtime())
@@ -115,28 +115,28 @@ async def test_report_filters_by_window_session_and_groups_by_day(db, registry_a
     assert {g.key for g in everything.groups} == {"s1", "(no session)"}
 
 
-async def test_estimate_accuracy_compares_actual_to_estimated(db, registry_all_keys: Registry) -> None:
-    ledger = Ledger(db)
+async def test_estimate_accuracy_compares_actual_to_estimated(store: Store, registry_all_keys: Registry) -> None:
+    ledger = store.ledger
     for actual in (90, 100, 130):
         await ledger.record(
             attempt("openai/gpt-4.1", inp=actual, out=50, est_in=100, est_out=100, registry=registry_all_keys)
         )
-    accuracy = (await ReportBuilder(db, registry_all_keys).build(ReportQuery())).estimate_accuracy
+    accuracy = (await ReportBuilder(store.reports, registry_all_keys).build(ReportQuery())).estimate_accuracy
     assert (accuracy.samples, accuracy.input_ratio_median, accuracy.output_ratio_median) == (3, 1.0, 0.5)
 
 
-async def test_budget_refusal_names_budget_spent_and_remaining(db, registry_all_keys: Registry) -> None:
-    ledger = Ledger(db)
+async def test_budget_refusal_names_budget_spent_and_remaining(store: Store, registry_all_keys: Registry) -> None:
+    ledger = store.ledger
     await ledger.record(attempt("openai/gpt-4.1", inp=0, out=0, cost=Decimal("4.99")))
-    guard = BudgetGuard(db, BudgetConfig(daily_usd=5.0))
+    guard = BudgetGuard(store.budgets, BudgetConfig(daily_usd=5.0))
     with pytest.raises(BudgetExceeded) as info:
         await guard.reserve("t2", None, "openai/o3", Decimal("0.02"))
     message = str(info.value)
     assert "daily budget of $5.0000" in message and "$0.010000 left" in message and "spent $4.990000" in message
 
 
-async def test_concurrent_reservations_never_overspend(db) -> None:
-    guard = BudgetGuard(db, BudgetConfig(daily_usd=1.0))
+async def test_concurrent_reservations_never_overspend(store: Store) -> None:
+    guard = BudgetGuard(store.budgets, BudgetConfig(daily_usd=1.0))
     granted: list[int] = []
     refused = 0
 
@@ -153,9 +153,9 @@ async def test_concurrent_reservations_never_overspend(db) -> None:
     assert len(granted) == 10 and refused == 90
 
 
-async def test_stale_reservations_expire(db) -> None:
+async def test_stale_reservations_expire(store: Store) -> None:
     clock = [1_000_000.0]
-    guard = BudgetGuard(db, BudgetConfig(monthly_usd=1.0), ttl_s=60, clock=lambda: clock[0])
+    guard = BudgetGuard(store.budgets, BudgetConfig(monthly_usd=1.0), ttl_s=60, clock=lambda: clock[0])
     await guard.reserve("t", None, "m/x", Decimal("1.0"))
     with pytest.raises(BudgetExceeded):
         await guard.reserve("t2", None, "m/x", Decimal("0.5"))
@@ -176,7 +176,7 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer than this model-router"):
-        open_database(tmp_path)
+        open_store(tmp_path)
 
 
 def test_parse_time_rejects_garbage_clearly() -> None:

@@ -59,7 +59,7 @@ async def test_an_answer_is_returned_only_with_its_committed_ledger_row(tmp_path
     answered: list[str] = []
     async with Client(server) as client:
         for i, writable in enumerate([True, False, True, False, False, True]):
-            set_writable(opened[0].database, writable)
+            set_writable(opened[0].store, writable)
             sent_before = len(fake.requests)
             result = await client.call_tool(
                 "complete", {"task": f"What is {i} + {i}?", "force_model": "openai/gpt-4.1", "enable_tools": False}
@@ -81,7 +81,7 @@ async def test_a_failed_attempt_that_cannot_be_recorded_stops_the_chain(tmp_path
     server, config, opened = _server(tmp_path, fake)
     fake.script("claude-sonnet-4-20250514", f.server_error())  # the primary fails: normally retried, then fallback
     async with Client(server) as client:
-        set_writable(opened[0].database, False)
+        set_writable(opened[0].store, False)
         result = await client.call_tool("complete", {"task": CODING, "enable_tools": False})
     assert result.is_error and "the error attempt from anthropic/claude-sonnet-4 " + NOT_RECORDED in (
         result.content[0].text
@@ -93,7 +93,7 @@ async def test_a_failed_attempt_that_cannot_be_recorded_stops_the_chain(tmp_path
 async def test_a_budget_hold_that_cannot_be_written_sends_nothing(tmp_path: Path, fake) -> None:
     server, config, opened = _server(tmp_path, fake, extra="[budgets]\ndaily_usd = 5.0\n")
     async with Client(server) as client:
-        set_writable(opened[0].database, False)
+        set_writable(opened[0].store, False)
         result = await client.call_tool("complete", {"task": "Say hi.", "force_model": "openai/gpt-4.1"})
     assert result.is_error
     assert "the budget reservation for openai/gpt-4.1 could not be written" in result.content[0].text
@@ -106,7 +106,7 @@ async def test_the_llm_analysers_unrecorded_verdict_is_not_used(tmp_path: Path, 
     server, config, opened = _server(tmp_path, fake, extra=extra)
     fake.script("gpt-4.1-nano", f.text('{"category": "long_document", "complexity": 4, "strong_score": 0.9}'))
     async with Client(server) as client:
-        set_writable(opened[0].database, False)
+        set_writable(opened[0].store, False)
         result = await client.call_tool("route_task", {"task": CODING})
     assert not result.is_error, result.content
     data = result.structured_content

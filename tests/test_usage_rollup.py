@@ -8,13 +8,14 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import anyio
 import pytest
 
 from server.accounting.report import ReportBuilder, ReportQuery
 from server.domain.registry import Registry
-from server.store import AttemptRecord, Ledger, open_database
+from server.store import AttemptRecord, SqliteStore, open_store, usage
 from server.store.db import DB_FILENAME
-from server.store.migrations import MIGRATIONS
+from server.store.migrations import MIGRATIONS, run_script
 from server.store.usage import DAY
 
 pytestmark = pytest.mark.anyio
@@ -83,12 +84,11 @@ def _brute_force(records: list[AttemptRecord], group_by: str, since: float, unti
 @pytest.mark.parametrize("group_by", ["model", "provider", "category", "session", "day"])
 async def test_report_through_the_rollup_equals_the_raw_rows(tmp_path: Path, registry_all_keys: Registry,
                                                              group_by: str) -> None:  # fmt: skip
-    db = open_database(tmp_path)
-    ledger = Ledger(db)
+    store = open_store(tmp_path)
     records = _records(120)
     for record in records:
-        await ledger.record(record)
-    builder = ReportBuilder(db, registry_all_keys)
+        await store.ledger.record(record)
+    builder = ReportBuilder(store.reports, registry_all_keys)
     windows = [
         (START + 0.3 * DAY, START + 3.7 * DAY),
         (START - DAY, START + 9 * DAY),
@@ -110,7 +110,7 @@ async def test_report_through_the_rollup_equals_the_raw_rows(tmp_path: Path, reg
         assert report.totals.attempts == len(in_window)
         assert report.totals.unpriced_attempts == sum(r.cost_usd is None for r in in_window)
         assert report.price_table_versions == sorted({r.price_table_version for r in in_window})
-    db.close()
+    await store.aclose()
 
 
 async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, registry_all_keys: Registry) -> None:
@@ -118,7 +118,7 @@ async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, reg
     # Build the ledger as version 3 of the schema left it, rows included.
     conn = sqlite3.connect(tmp_path / DB_FILENAME, isolation_level=None)
     for number, migration in enumerate(MIGRATIONS[:3], start=1):
-        migration(conn)
+        run_script(conn, migration.script)
         conn.execute(f"PRAGMA user_version = {number}")
     for r in records:
         conn.execute(
@@ -130,42 +130,44 @@ async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, reg
              None if r.cost_usd is None else int(r.cost_usd * 10**12), r.price_table_version),
         )  # fmt: skip
     conn.close()
-    db = open_database(tmp_path)  # migrates to the current version
+    store = open_store(tmp_path)  # migrates to the current version, backfilling flags and rollup
+    assert isinstance(store, SqliteStore)
+    db = store.database
     assert db.run_sync(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS)
-    builder = ReportBuilder(db, registry_all_keys)
+    backfilled = db.run_sync(_snapshot)
+    db.run_sync(usage.rebuild)  # the frozen backfill computes what today's code computes
+    assert db.run_sync(_snapshot) == backfilled
+    builder = ReportBuilder(store.reports, registry_all_keys)
     since, until = START + 0.5 * DAY, START + 4.5 * DAY
     report = await builder.build(ReportQuery(since=since, until=until, group_by="model"))
     expected = _brute_force(records, "model", since, until)
     assert {g.key: (g.calls, g.attempts) for g in report.groups} == {k: v[:2] for k, v in expected.items()}
     # New attempts after the migration keep adding to the same rollup.
-    await Ledger(db).record(records[0])
+    await store.ledger.record(records[0])
     again = await builder.build(ReportQuery(since=None, until=None, group_by="model"))
     assert again.totals.attempts == len(records) + 1
-    db.close()
+    await store.aclose()
 
 
-async def test_batched_writes_give_the_rollup_and_flags_a_rebuild_gives(tmp_path: Path) -> None:
-    """Concurrent records share group-commit batches (a task's attempts often in one): the per-batch summing
-    and first-attempt flags must equal recomputing everything from the raw rows."""
-    import anyio
-
-    from server.store import usage
-
-    db = open_database(tmp_path)
-    ledger = Ledger(db)
+async def test_concurrent_writes_give_the_rollup_and_flags_a_rebuild_gives(tmp_path: Path) -> None:
+    """Concurrent records (a task's attempts often interleaved with others'): the per-attempt summing and
+    first-attempt flags must equal recomputing everything from the raw rows."""
+    store = open_store(tmp_path)
+    assert isinstance(store, SqliteStore)
     async with anyio.create_task_group() as tg:
-        for record in _records(300, seed=11):  # started in order, so each task's attempts queue in order
-            tg.start_soon(ledger.record, record)
-
-    def snapshot(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple]]:
-        rollup = conn.execute("SELECT * FROM usage_rollup ORDER BY dim, bucket, key, price_table_version").fetchall()
-        flags = conn.execute(
-            "SELECT id, new_task, new_model, new_provider, new_category, new_session, new_day FROM attempts ORDER BY id"
-        ).fetchall()
-        return rollup, flags
-
-    written = db.run_sync(snapshot)
+        for record in _records(300, seed=11):  # started in order, so each task's attempts commit in order
+            tg.start_soon(store.ledger.record, record)
+    db = store.database
+    written = db.run_sync(_snapshot)
     db.run_sync(usage.rebuild)
-    assert db.run_sync(snapshot) == written
+    assert db.run_sync(_snapshot) == written
     assert sum(flags[1] for flags in written[1]) == 300  # one new task per task
-    db.close()
+    await store.aclose()
+
+
+def _snapshot(conn: sqlite3.Connection) -> tuple[list[tuple], list[tuple]]:
+    rollup = conn.execute("SELECT * FROM usage_rollup ORDER BY dim, bucket, key, price_table_version").fetchall()
+    flags = conn.execute(
+        "SELECT id, new_task, new_model, new_provider, new_category, new_session, new_day FROM attempts ORDER BY id"
+    ).fetchall()
+    return rollup, flags

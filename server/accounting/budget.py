@@ -1,26 +1,37 @@
-"""Budgets: per task, per session, per UTC day and per UTC month, enforced with atomic reservations.
+"""Budget policy: per task, per session, per UTC day and per UTC month, enforced with atomic reservations.
 
-Before a model is called, its estimated maximum cost (input estimate + max_tokens at its prices) is
-reserved inside one `BEGIN IMMEDIATE` transaction that also sums what was spent and what others have
-reserved; so concurrent calls, in one process or many, can never overspend. The reservation is settled
-(deleted) in the same transaction that writes the attempt's ledger row. A reservation left behind by a
-killed process expires after `ttl_s` and stops counting. Self-hosted $0 models are never blocked.
+This module decides which budgets apply and what a refusal says; the store (`BudgetWindows`) keeps the
+positions. Before a model is called, its estimated maximum cost (input estimate + max_tokens at its
+prices) is reserved: the store checks every applicable limit and holds the amount in one serialised
+transaction, so concurrent calls, in one process or many, can never overspend. The reservation is settled
+in the same transaction that writes the attempt's ledger row; one left behind by a killed process
+expires after `ttl_s` and stops counting. Self-hosted $0 models are never blocked (nothing is reserved).
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from server.domain.config import BudgetConfig
 from server.errors import BudgetExceeded
-from server.store import usage
-from server.store.db import Database
-from server.store.ledger import from_pico, to_pico
+from server.store.interface import (
+    BudgetWindows,
+    Hold,
+    Limit,
+    Refused,
+    Scope,
+    WindowUsage,
+    from_pico,
+    to_pico,
+    window_starts,
+)
+
+__all__ = ["BudgetGuard", "BudgetState", "window_starts"]
+
+_NAMES = {"task": "per_task", "session": "per_session", "day": "daily", "month": "monthly"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,20 +48,18 @@ class BudgetState:
         return max(self.limit_usd - self.spent_usd - self.reserved_usd, Decimal(0))
 
 
-def window_starts(now: float) -> tuple[float, float]:
-    """Unix times of the start of the current UTC day and UTC month."""
-    moment = datetime.fromtimestamp(now, UTC)
-    day = moment.replace(hour=0, minute=0, second=0, microsecond=0)
-    return day.timestamp(), day.replace(day=1).timestamp()
-
-
 class BudgetGuard:
     """Checks and reserves against the configured budgets."""
 
     def __init__(
-        self, db: Database, budgets: BudgetConfig, *, ttl_s: float = 900.0, clock: Callable[[], float] = time.time
+        self,
+        windows: BudgetWindows,
+        budgets: BudgetConfig,
+        *,
+        ttl_s: float = 900.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._db = db
+        self._windows = windows
         self._budgets = budgets
         self._ttl = ttl_s
         self._clock = clock
@@ -62,10 +71,11 @@ class BudgetGuard:
 
     async def states(self, task_id: str | None = None, session_id: str | None = None) -> list[BudgetState]:
         """Every applicable budget with its spent, reserved and remaining amounts."""
-        if not self.active:
-            return []  # nothing configured: no database round trip on the hot path
-        now = self._clock()
-        return await self._db.run(lambda conn: self._states(conn, now, task_id, session_id))
+        limits = self._limits(task_id, session_id)
+        if not limits:
+            return []  # nothing applies: no store round trip on the hot path
+        positions = await self._windows.usage([limit.scope for limit in limits], now=self._clock())
+        return [_state(limit, position) for limit, position in zip(limits, positions, strict=True)]
 
     async def tightest(self, task_id: str | None, session_id: str | None) -> BudgetState | None:
         """The applicable budget with the least left (None: no budget applies)."""
@@ -74,59 +84,36 @@ class BudgetGuard:
 
     async def reserve(self, task_id: str, session_id: str | None, model: str, amount: Decimal) -> int:
         """Reserve `amount` atomically or raise `BudgetExceeded`; returns the reservation id."""
-        now = self._clock()
-        pusd = to_pico(amount) or 0
-
-        def txn(conn: sqlite3.Connection) -> int:  # check and hold in one write transaction: atomic
-            for state in self._states(conn, now, task_id, session_id):
-                if amount > state.remaining_usd:
-                    raise BudgetExceeded(_refusal(state, amount), budget=state.name)
-            cur = conn.execute(
-                "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (task_id, session_id, model, pusd, now, now + self._ttl),
-            )
-            conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
-            return int(cur.lastrowid or 0)
-
-        return await self._db.write(txn)
+        hold = Hold(task_id, session_id, model, to_pico(amount) or 0)
+        limits = self._limits(task_id, session_id)
+        result = await self._windows.reserve(hold, limits, now=self._clock(), ttl_s=self._ttl)
+        if isinstance(result, Refused):
+            state = _state(result.limit, result.usage)
+            raise BudgetExceeded(_refusal(state, amount), budget=state.name)
+        return result
 
     async def release(self, reservation_id: int) -> None:
-        await self._db.write(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)))
+        await self._windows.release(reservation_id)
 
-    def _states(
-        self, conn: sqlite3.Connection, now: float, task_id: str | None, session_id: str | None
-    ) -> list[BudgetState]:
-        day_start, month_start = window_starts(now)
+    def _limits(self, task_id: str | None, session_id: str | None) -> list[Limit]:
+        """The budgets that apply to a call of this task and session, tightest scope first."""
         b = self._budgets
-        scopes: list[tuple[str, float | None, str, tuple[object, ...]]] = [
-            ("per_task", b.per_task_usd if task_id else None, "task_id = ?", (task_id,)),
-            ("per_session", b.per_session_usd if session_id else None, "session_id = ?", (session_id,)),
-            ("daily", b.daily_usd, "started_at >= ?", (day_start,)),
-            ("monthly", b.monthly_usd, "started_at >= ?", (month_start,)),
+        candidates: list[tuple[float | None, Scope]] = [
+            (b.per_task_usd if task_id else None, Scope("task", task_id)),
+            (b.per_session_usd if session_id else None, Scope("session", session_id)),
+            (b.daily_usd, Scope("day")),
+            (b.monthly_usd, Scope("month")),
         ]
-        states = []
-        for name, limit, where, args in scopes:
-            if limit is None:
-                continue
-            spent = _spent_pusd(conn, name, where, args)
-            held_where = where.replace("started_at", "created_at")
-            held = conn.execute(
-                f"SELECT COALESCE(SUM(amount_pusd), 0) FROM reservations WHERE {held_where} AND expires_at > ?",
-                (*args, now),
-            ).fetchone()[0]
-            states.append(
-                BudgetState(name, Decimal(str(limit)), from_pico(spent) or Decimal(0), from_pico(held) or Decimal(0))
-            )
-        return states
+        return [Limit(scope, to_pico(Decimal(str(usd))) or 0) for usd, scope in candidates if usd is not None]
 
 
-def _spent_pusd(conn: sqlite3.Connection, name: str, where: str, args: tuple[object, ...]) -> int:
-    if name in ("daily", "monthly"):  # whole hours since the start: the usage rollup, not the month's rows
-        since = args[0]
-        assert isinstance(since, float)
-        return sum(part.cost_pusd for part in usage.window_sums(conn, "all", since, None).values())
-    return int(conn.execute(f"SELECT COALESCE(SUM(cost_pusd), 0) FROM attempts WHERE {where}", args).fetchone()[0])
+def _state(limit: Limit, usage: WindowUsage) -> BudgetState:
+    return BudgetState(
+        _NAMES[limit.scope.kind],
+        from_pico(limit.limit_pusd) or Decimal(0),
+        from_pico(usage.spent_pusd) or Decimal(0),
+        from_pico(usage.held_pusd) or Decimal(0),
+    )
 
 
 def _refusal(state: BudgetState, amount: Decimal) -> str:

@@ -1,15 +1,15 @@
 """`cost_report`: what was spent, grouped, against the budgets, and what routing saved.
 
-Every figure comes from ledger rows in the window, read through the usage rollup (`store.usage`), which
-gives the same sums as the raw rows in a fraction of the time. Costs are summed as integer pico-USD in SQL and
-converted once. Savings price exactly the same tokens (uncached input, cached input, output) at the
-baseline model's prices; unpriced attempts are left out of both sides and listed. A *call* is one task
-(one `complete`), counted at its first attempt in the window and group; an *attempt* is one model try.
+This module assembles the report; every figure comes from the rows the store returns for the window
+(`ReportSource.report_rows`: sums per group and the estimate-accuracy sample). Costs are summed as
+integer pico-USD by the store and converted once. Savings price exactly the same tokens (uncached input,
+cached input, output) at the baseline model's prices; unpriced attempts are left out of both sides and
+listed. A *call* is one task (one `complete`), counted at its first attempt in the window and group; an
+*attempt* is one model try.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import statistics
 import time
 from dataclasses import astuple, dataclass
@@ -24,15 +24,12 @@ from server.domain.config import ModelConfig
 from server.domain.pricing import token_cost
 from server.domain.registry import Registry
 from server.errors import InvalidTimeWindow
-from server.store import usage
-from server.store.db import Database
-from server.store.ledger import from_pico
-from server.store.usage import Sums
+from server.store.interface import Dimension, ReportSource, ReportWindow, Sums, from_pico
 
 GroupBy = Literal["model", "provider", "category", "session", "day"]
 
 
-ACCURACY_SAMPLES = 2_000
+ACCURACY_SAMPLES = 2_000  # the newest comparable attempts: bounded work however large the ledger
 
 
 class Tokens(BaseModel):
@@ -131,10 +128,10 @@ def _by_key(sums: dict[tuple[str, str], Sums]) -> dict[str, Sums]:
 
 
 class ReportBuilder:
-    """Reads the ledger and prices the baseline."""
+    """Reads the store's report rows, prices the baseline and assembles the report."""
 
-    def __init__(self, db: Database, registry: Registry, budget: BudgetGuard | None = None) -> None:
-        self._db = db
+    def __init__(self, source: ReportSource, registry: Registry, budget: BudgetGuard | None = None) -> None:
+        self._source = source
         self._registry = registry
         self._budget = budget
 
@@ -145,32 +142,18 @@ class ReportBuilder:
         return model
 
     async def build(self, query: ReportQuery) -> CostReport:
-        sections = await self._db.run(lambda conn: self._read(conn, query))
+        dimensions: list[Dimension] = ["all", query.group_by, "model"]
+        rows = await self._source.report_rows(
+            ReportWindow(query.since, query.until, query.session_id), dimensions, accuracy_samples=ACCURACY_SAMPLES
+        )
         budgets = await self._budget.states(session_id=query.session_id) if self._budget else []
-        return self._assemble(query, sections, budgets)
-
-    def _read(self, conn: sqlite3.Connection, query: ReportQuery) -> dict[str, Any]:
-        window = (query.since, query.until, query.session_id)
-        totals = usage.window_sums(conn, "all", *window)
-        accuracy_where = ["outcome = 'ok'", "tool_rounds = 0", "estimated_input_tokens > 0"]
-        args: list[object] = []
-        for clause, value in (("started_at >= ?", query.since), ("started_at < ?", query.until),
-                              ("session_id = ?", query.session_id)):  # fmt: skip
-            if value is not None:
-                accuracy_where.append(clause)
-                args.append(value)
-        groups = _by_key(usage.window_sums(conn, query.group_by, *window))
-        return {
-            "totals": totals,
-            "groups": groups,
-            "models": groups if query.group_by == "model" else _by_key(usage.window_sums(conn, "model", *window)),
-            # The newest 2,000 comparable attempts: bounded work however large the ledger.
-            "accuracy": conn.execute(
-                "SELECT input_tokens, estimated_input_tokens, output_tokens, estimated_output_tokens FROM attempts "
-                f"WHERE {' AND '.join(accuracy_where)} ORDER BY id DESC LIMIT {ACCURACY_SAMPLES}",
-                args,
-            ).fetchall(),
+        sections = {
+            "totals": rows.sums["all"],
+            "groups": _by_key(rows.sums[query.group_by]),
+            "models": _by_key(rows.sums["model"]),
+            "accuracy": rows.accuracy,
         }
+        return self._assemble(query, sections, budgets)
 
     def _baseline_cost(self, sums: Sums) -> Decimal | None:
         if not sums.priced_attempts:

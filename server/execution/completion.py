@@ -9,11 +9,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 from pydantic import BaseModel, Field
 
 from server.accounting.budget import BudgetGuard, BudgetState
@@ -25,8 +23,8 @@ from server.execution.fallback import FallbackChain, Outcome
 from server.execution.job import Job, Progress, no_progress
 from server.routing.router import Router, RouteResult, to_result
 from server.routing.selector import BudgetLeft, RouteOptions
-from server.store.decisions import DecisionLog
-from server.store.sessions import SessionStore, validate_session_id
+from server.store.interface import DecisionRecorder, LoggedRoute, SessionHistory
+from server.store.sessions import validate_session_id
 from server.tools.toolbox import ToolBox
 
 log = logging.getLogger(__name__)
@@ -82,10 +80,10 @@ class CompletionService:
         self,
         router: Router,
         fallback: FallbackChain,
-        sessions: SessionStore,
+        sessions: SessionHistory,
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
-        decisions: DecisionLog | None = None,
+        decisions: DecisionRecorder | None = None,
     ) -> None:
         self.router = router
         self.fallback = fallback
@@ -125,15 +123,11 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        # Queued now, so it shares a commit with the first attempt row.
-        decision: Awaitable[None] | None = None
         if self.decisions is not None:
-            decision = self.decisions.record("complete", request.task, options, route_result, task_id)
-        try:
-            outcome = await self.fallback.run(route.chain, job, progress)
-        finally:
-            if decision is not None:
-                await _settle_decision(decision)
+            # Before any paid request: a store that cannot write fails the call while it has cost nothing.
+            logged = logged_route(route_result)
+            await self.decisions.record("complete", request.task, logged_options(options), logged, task_id)
+        outcome = await self.fallback.run(route.chain, job, progress)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
@@ -143,18 +137,33 @@ class CompletionService:
         return budget_lines(await self.budget.states(task_id, session_id)) if self.budget else []
 
 
+def logged_options(options: RouteOptions) -> dict[str, Any]:
+    """The caller's options as the decision log keeps them."""
+    return {
+        "cost_preference": options.preference.value,
+        "self_hosted_only": options.self_hosted_only,
+        "force_model": options.force_model,
+        "enable_tools": options.enable_tools,
+        "max_output_tokens": options.max_output_tokens,
+        "budget_left_usd": None if options.budget is None else options.budget.remaining_usd,
+    }
+
+
+def logged_route(result: RouteResult) -> LoggedRoute:
+    """The route as the decision log keeps it."""
+    return LoggedRoute(
+        category=result.category,
+        complexity=result.complexity,
+        strong_score=result.strong_score,
+        primary_model=result.primary_model,
+        fallback_models=tuple(result.fallback_models),
+        estimated_cost_usd=result.estimated_cost_usd,
+        reasons=tuple(result.reasons),
+    )
+
+
 def _new_task_id() -> str:
     return uuid.uuid4().hex
-
-
-async def _settle_decision(decision: Awaitable[None]) -> None:
-    """Wait for the decision row; its failure is logged, not raised: it is an audit row, while the answer (or
-    the run's own error, which the caller needs to see) has its attempt rows committed already."""
-    with anyio.CancelScope(shield=True):
-        try:
-            await decision
-        except Exception as exc:
-            log.error("the routing decision could not be recorded: %s", exc)
 
 
 def _validate(request: CompleteRequest) -> None:

@@ -1,6 +1,6 @@
 """The running router: configuration loaded once, then every long-lived part wired together.
 
-`open_runtime` is an async context manager so that the HTTP client, the database and (later) the tool
+`open_runtime` is an async context manager so that the HTTP client, the store and (later) the tool
 sub-servers are started inside the event loop that uses them and closed when it ends.
 """
 
@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
-import anyio
 import httpx2
 
 from server.accounting.attempts import AttemptBook
@@ -26,9 +25,8 @@ from server.execution.job import Limits
 from server.execution.tool_loop import ToolLoop
 from server.providers.pool import ProviderPool
 from server.routing.router import Router
-from server.store import Database, Ledger, SessionStore, open_database
-from server.store.background import Background
-from server.store.decisions import DecisionLog
+from server.store import Store, open_store
+from server.store.interface import AttemptLedger, DecisionRecorder, SessionHistory
 from server.tools.hub import open_tool_hub
 from server.tools.toolbox import ToolBox
 
@@ -39,15 +37,14 @@ class Runtime:
 
     config: Config
     router: Router
-    database: Database
-    ledger: Ledger
-    sessions: SessionStore
+    store: Store
+    ledger: AttemptLedger
+    sessions: SessionHistory
     toolbox: ToolBox
     completion: CompletionService
     budget: BudgetGuard
     reports: ReportBuilder
-    decisions: DecisionLog
-    background: Background
+    decisions: DecisionRecorder
 
 
 @asynccontextmanager
@@ -60,14 +57,14 @@ async def open_runtime(
     http_client: httpx2.AsyncClient | None = None,
     eager_tools: bool = True,
 ) -> AsyncIterator[Runtime]:
-    """Open the database, HTTP client and tool sub-servers, wire the fallback chain, close everything on exit.
+    """Open the store, HTTP client and tool sub-servers, wire the fallback chain, close everything on exit.
 
     `toolbox` replaces the sub-server hub (tests); `eager_tools=False` starts the sub-servers only when a
     task first needs a tool (one-shot CLI commands).
     """
     config = router.registry.config
     registry: Registry = router.registry
-    database = open_database(config.data_dir)
+    store = open_store(config.data_dir)
     pool = ProviderPool(registry, env, http_client, config.data_dir)
     stack = AsyncExitStack()
     tools: ToolBox = (
@@ -77,11 +74,9 @@ async def open_runtime(
             open_tool_hub(config.tool_servers, env, config.data_dir, eager=eager_tools)
         )
     )
-    ledger = Ledger(database)
-    sessions = SessionStore(database)
-    budget = BudgetGuard(database, config.budgets)
-    decisions = DecisionLog(
-        database,
+    ledger = store.ledger
+    budget = BudgetGuard(store.budgets, config.budgets)
+    decisions = store.decisions(
         analyzer_version=router.analyzer_version,
         config_fingerprint=fingerprint(config),
         price_table_version=config.price_table_version,
@@ -89,28 +84,24 @@ async def open_runtime(
     book = AttemptBook(ledger, budget, config.price_table_version)
     if isinstance(router.analyzer, LlmAnalyzer):
         _connect_llm_analyzer(router.analyzer, registry, pool, book)
-    # Entered last, so left first: spawned writes finish before the sub-servers stop and the database closes.
-    background = Background(await stack.enter_async_context(anyio.create_task_group()))
     fallback = FallbackChain(ToolLoop(registry, pool, tools, limits), book)
     try:
         yield Runtime(
             config=config,
             router=router,
-            database=database,
+            store=store,
             ledger=ledger,
-            sessions=sessions,
+            sessions=store.sessions,
             toolbox=tools,
-            completion=CompletionService(router, fallback, sessions, tools, budget, decisions),
+            completion=CompletionService(router, fallback, store.sessions, tools, budget, decisions),
             budget=budget,
-            reports=ReportBuilder(database, registry, budget),
+            reports=ReportBuilder(store.reports, registry, budget),
             decisions=decisions,
-            background=background,
         )
     finally:
-        database.hurry()  # queued rows commit now rather than after their linger
         await stack.aclose()
         await pool.aclose()
-        database.close()
+        await store.aclose()
 
 
 def _connect_llm_analyzer(analyzer: LlmAnalyzer, registry: Registry, pool: ProviderPool, book: AttemptBook) -> None:

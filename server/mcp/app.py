@@ -21,7 +21,14 @@ from pydantic import Field
 from server import __version__
 from server.accounting.report import CostReport, GroupBy, ReportQuery, parse_time
 from server.errors import RouterError
-from server.execution.completion import MAX_OUTPUT_TOKENS, MAX_SYSTEM_CHARS, CompleteRequest, CompleteResult
+from server.execution.completion import (
+    MAX_OUTPUT_TOKENS,
+    MAX_SYSTEM_CHARS,
+    CompleteRequest,
+    CompleteResult,
+    logged_options,
+    logged_route,
+)
 from server.execution.runtime import Runtime, open_runtime
 from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, model_rows
 from server.routing.selector import Preference, RouteOptions
@@ -83,6 +90,7 @@ SystemArg = Annotated[
 ]
 MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
 EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
+
 
 @contextmanager
 def errors_for_caller(tool: str) -> Iterator[None]:
@@ -155,8 +163,8 @@ def build_server(
         with errors_for_caller("route_task"):
             result = await router.route(task, options)
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
-        # The decision row is an audit record: the answer does not wait for its commit.
-        runtime.decisions.record_soon("route", task, options, result, background=runtime.background)
+        with errors_for_caller("route_task"):  # the audit row is committed before the answer goes out
+            await runtime.decisions.record("route", task, logged_options(options), logged_route(result))
         log.info("route %s -> %s (%s)", result.category, result.primary_model, result.situation)
         return result
 

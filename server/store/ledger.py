@@ -1,59 +1,24 @@
-"""The attempt ledger: one row per model attempt, failures included, written only by the dispatcher.
+"""The SQLite attempt ledger: one row per model attempt, failures included, written only by the dispatcher.
 
 Costs are stored as integer pico-USD (1e-12), so sums in SQL are exact; NULL means the model had no
 price (reported as unpriced, never as 0). Each row carries the price table version it was priced with.
+`record` commits the row, its usage rollup sums and the settlement of its budget reservations in one
+transaction before it returns.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field, fields
-from decimal import ROUND_HALF_EVEN, Decimal
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
 from typing import Any
 
 from server.store import usage
-from server.store.background import Background
 from server.store.db import Database, rows_as_dicts
+from server.store.interface import AttemptRecord, from_pico, to_pico
 
-PICO = Decimal(10) ** 12
-
-
-def to_pico(cost: Decimal | None) -> int | None:
-    return None if cost is None else int((cost * PICO).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-def from_pico(value: int | None) -> Decimal | None:
-    return None if value is None else Decimal(value) / PICO
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """What one attempt at one model did and cost."""
-
-    task_id: str
-    session_id: str | None
-    attempt_no: int
-    started_at: float
-    latency_ms: float
-    model: str
-    provider: str
-    category: str | None
-    outcome: str  # ok | error | cancelled
-    price_table_version: str
-    error_type: str | None = None
-    error_message: str | None = None
-    input_tokens: int = 0
-    cached_input_tokens: int = 0
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: Decimal | None = None
-    estimated_input_tokens: int | None = None
-    estimated_output_tokens: int | None = None
-    tool_rounds: int = 0
-    tools_called: tuple[str, ...] = field(default=())
-
+__all__ = ["AttemptRecord", "Ledger", "from_pico", "insert_attempts", "to_pico"]
 
 _COLUMNS = [
     "task_id", "session_id", "attempt_no", "started_at", "latency_ms", "model", "provider", "category",
@@ -80,44 +45,35 @@ def insert_attempts(conn: sqlite3.Connection, records: Sequence[AttemptRecord]) 
     usage.add_to_rollup(conn, rows)
 
 
-class _AttemptRows:
-    """The ledger's appender: a batch's attempts in a few statements, their reservations settled with them."""
-
-    def write_rows(self, conn: sqlite3.Connection, rows: Sequence[tuple[AttemptRecord, tuple[int, ...]]]) -> None:
-        insert_attempts(conn, [record for record, _ in rows])
-        settled = [(reservation,) for _, settle in rows for reservation in settle]
-        if settled:
-            conn.executemany("DELETE FROM reservations WHERE id = ?", settled)
-
-
-def import_attempts(conn: sqlite3.Connection, records: Iterable[AttemptRecord]) -> None:
-    """Bulk-load attempts in one transaction, then recompute flags and rollup once (imports, benchmarks)."""
-    rows = ([values[c] for c in _COLUMNS] for values in map(_values, records))
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.executemany(f"INSERT INTO attempts ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' for _ in _COLUMNS)})",
-                         rows)  # fmt: skip
-        usage.rebuild(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-
-
 class Ledger:
-    """Append attempts; read them back for reports and tests."""
+    """The `AttemptLedger` on SQLite: append attempts; read them back for tests and tools."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._rows = _AttemptRows()
 
-    def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> Awaitable[None]:
-        """Queue the attempt and the deletion of its budget reservations (one transaction); await to commit."""
-        return self._db.append(self._rows, (record, settle))
+    async def record(self, record: AttemptRecord, settle: tuple[int, ...] = ()) -> None:
+        """Commit the attempt, its rollup sums and the deletion of its reservations in one transaction."""
 
-    def record_soon(self, record: AttemptRecord, settle: tuple[int, ...], background: Background) -> None:
-        """Queue the attempt like `record`, committed by a flush in `background` (the caller does not wait)."""
-        self._db.append_soon(self._rows, (record, settle), background)
+        def write(conn: sqlite3.Connection) -> None:
+            insert_attempts(conn, [record])
+            if settle:
+                conn.executemany("DELETE FROM reservations WHERE id = ?", [(reservation,) for reservation in settle])
+
+        await self._db.write(write)
+
+    async def import_attempts(self, records: Iterable[AttemptRecord]) -> None:
+        """Bulk-load attempts in one transaction, then recompute flags and rollup once (imports, benchmarks)."""
+        columns = ", ".join(_COLUMNS)
+        marks = ", ".join("?" for _ in _COLUMNS)
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                f"INSERT INTO attempts ({columns}) VALUES ({marks})",
+                ([values[c] for c in _COLUMNS] for values in map(_values, records)),
+            )
+            usage.rebuild(conn)
+
+        await self._db.write(write)
 
     async def attempts(self, task_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         def read(conn: sqlite3.Connection) -> list[dict[str, Any]]:
@@ -127,4 +83,4 @@ class Ledger:
                 cur = conn.execute("SELECT * FROM attempts WHERE task_id = ? ORDER BY id", (task_id,))
             return rows_as_dicts(cur)
 
-        return await self._db.run(read)
+        return await self._db.read(read)

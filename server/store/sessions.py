@@ -26,7 +26,7 @@ def validate_session_id(session_id: str) -> str:
 
 
 class SessionStore:
-    """Load and append conversation turns, keeping the newest `MAX_HISTORY_MESSAGES` per session."""
+    """The `SessionHistory` protocol on SQLite: turns in, the newest `MAX_HISTORY_MESSAGES` per session kept."""
 
     def __init__(self, db: Database, max_messages: int = MAX_HISTORY_MESSAGES) -> None:
         self._db = db
@@ -43,7 +43,7 @@ class SessionStore:
             ).fetchall()
             return [(r[0], r[1]) for r in reversed(rows)]
 
-        return await self._db.run(read)
+        return await self._db.read(read)
 
     async def append(self, session_id: str, turns: list[tuple[str, str]]) -> None:
         """Add turns atomically and drop what falls outside the window."""

@@ -8,6 +8,8 @@ attempts themselves, with the same sums: the result is exactly what summing the 
 
 A *call* is counted once per group, at the first attempt of its task in that group (flags `new_*` on
 each attempt): a task that tried two models counts as a call for each model but once in the totals.
+
+The table itself is created by migration 4 (frozen SQL); its sum columns are the fields of `Sums`, in order.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import math
 import operator
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import date, timedelta
+
+from server.store.interface import Sums
 
 DAY = 86_400
 HOUR = 3_600
@@ -46,35 +50,6 @@ FLAG = {"all": "new_task", "model": "new_model", "provider": "new_provider", "ca
         "session": "new_session", "day": "new_day"}  # fmt: skip
 
 
-@dataclass
-class Sums:
-    """What a report needs of a set of attempts. Token sums split by priced/unpriced price the baseline."""
-
-    attempts: int = 0
-    failures: int = 0
-    calls: int = 0
-    ok_attempts: int = 0
-    input: int = 0
-    cached: int = 0
-    output: int = 0
-    reasoning: int = 0
-    cost_pusd: int = 0
-    priced_attempts: int = 0
-    priced_input: int = 0
-    priced_cached: int = 0
-    priced_output: int = 0
-    unpriced_input: int = 0
-    unpriced_output: int = 0
-
-    def add(self, values: Iterable[int | None]) -> None:
-        for f, value in zip(fields(self), values, strict=True):
-            setattr(self, f.name, getattr(self, f.name) + (value or 0))
-
-    @property
-    def unpriced_attempts(self) -> int:
-        return self.attempts - self.priced_attempts
-
-
 _NAMES = [f.name for f in fields(Sums)]
 
 
@@ -90,27 +65,12 @@ def _raw_sums(flag: str) -> str:
     return ", ".join(f"COALESCE(SUM({part}), 0)" for part in parts)
 
 
-CREATE = f"""
-CREATE TABLE usage_rollup (
-    dim TEXT NOT NULL,
-    bucket INTEGER NOT NULL,           -- started_at // bucket size (GRAINS): UTC hours or days since 1970
-    key TEXT NOT NULL,
-    price_table_version TEXT NOT NULL,
-    {", ".join(f"{name} INTEGER NOT NULL DEFAULT 0" for name in _NAMES)},
-    PRIMARY KEY (dim, bucket, key, price_table_version)
-) WITHOUT ROWID
-"""
 _UPSERT = (
     f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
     f"VALUES ({', '.join('?' for _ in range(4 + len(_NAMES)))}) "
     "ON CONFLICT (dim, bucket, key, price_table_version) DO UPDATE SET "
     + ", ".join(f"{n} = {n} + excluded.{n}" for n in _NAMES)
 )
-
-
-def add_attempt_columns(conn: sqlite3.Connection) -> None:
-    for flag in FLAG.values():
-        conn.execute(f"ALTER TABLE attempts ADD COLUMN {flag} INTEGER NOT NULL DEFAULT 0")
 
 
 _GROUP_COLUMNS = (
