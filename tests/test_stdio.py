@@ -45,6 +45,11 @@ def _run_inspector(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     return inspector(console_script(), "serve", *args, server_env={"MODEL_ROUTER_HOME": str(home)})
 
 
+def _route_task(*tool_args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    arguments = [part for arg in tool_args for part in ("--tool-arg", arg)]
+    return _run_inspector("--method", "tools/call", "--tool-name", "route_task", *arguments, home=home)
+
+
 def test_inspector_cli_lists_tools_and_routes(tmp_path: Path) -> None:
     assert shutil.which("node"), "node is required for the MCP Inspector"
     listed = _run_inspector("--method", "tools/list", home=tmp_path)
@@ -52,29 +57,11 @@ def test_inspector_cli_lists_tools_and_routes(tmp_path: Path) -> None:
     tools = {t["name"]: t for t in json.loads(listed.stdout)["tools"]}
     assert tools["route_task"]["annotations"]["readOnlyHint"] is True
 
-    called = _run_inspector(
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "route_task",
-        "--tool-arg",
-        'task="What is the capital of France?"',
-        home=tmp_path,
-    )
+    called = _route_task('task="What is the capital of France?"', home=tmp_path)
     assert called.returncode == 0, called.stderr
     payload = json.loads(called.stdout)
     assert payload["structuredContent"]["category"] == "qa_retrieval"
     assert (tmp_path / "router.sqlite3").exists()  # the decision went to the data dir given with -e
 
-    refused = _run_inspector(
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "route_task",
-        "--tool-arg",
-        'task="hi"',
-        "--tool-arg",
-        'cost_preference="free"',
-        home=tmp_path,
-    )
+    refused = _route_task('task="hi"', 'cost_preference="free"', home=tmp_path)
     assert refused.returncode == 5, (refused.returncode, refused.stdout, refused.stderr)
