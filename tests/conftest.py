@@ -1,4 +1,5 @@
-"""Shared fixtures: asyncio-only anyio backend, isolated data dirs and registries with or without keys."""
+"""Shared fixtures: a temporary HOME for the whole session, asyncio-only anyio backend, isolated data dirs,
+registries with or without keys, and the fake provider APIs."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from server.domain.config import load_config
 from server.domain.registry import Registry
+from tests.fakes import providers as f
 
 # Every cloud provider's key variable, set to an obviously fake value.
 ALL_KEYS = {
@@ -21,6 +23,31 @@ ALL_KEYS = {
     "OPENROUTER_API_KEY": "test-openrouter-key-0000",
     "MOONSHOT_API_KEY": "test-moonshot-key-0000",
 }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _temporary_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The whole session runs under a temporary HOME: nothing a test, a CLI, `serve`, the Inspector or npm
+    writes can land in the developer's home (tests/test_home_isolation.py checks it).
+
+    Set before the first test and inherited by every subprocess. npm keeps its cache in this HOME; `npx
+    --no-install` still finds the Inspector in ./node_modules. Each test gets its own MODEL_ROUTER_HOME below.
+    """
+    home = tmp_path_factory.mktemp("session-home")
+    values = {
+        "HOME": home,
+        "XDG_DATA_HOME": home / ".local" / "share",
+        "XDG_CONFIG_HOME": home / ".config",
+        "XDG_CACHE_HOME": home / ".cache",
+        "XDG_STATE_HOME": home / ".local" / "state",
+        "MODEL_ROUTER_HOME": home / ".local" / "share" / "model-router",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for name, path in values.items():
+            path.mkdir(parents=True, exist_ok=True)
+            patch.setenv(name, str(path))
+        patch.setenv("npm_config_update_notifier", "false")  # no registry lookup from the Inspector's npx
+        yield home
 
 
 @pytest.fixture
@@ -37,6 +64,13 @@ def _isolated_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     for name in [*ALL_KEYS, "BRAVE_API_KEY", "SEARXNG_URL", "MODEL_ROUTER_TOKEN"]:
         monkeypatch.delenv(name, raising=False)
     yield home
+
+
+@pytest.fixture
+def fake() -> Iterator[f.FakeProviders]:
+    """The provider APIs (OpenAI- and Anthropic-shaped) on loopback, scripted per model by the test."""
+    with f.FakeProviders() as providers:
+        yield providers
 
 
 def make_registry(

@@ -9,18 +9,11 @@ from pathlib import Path
 
 import pytest
 
-
-def _run(
-    *args: str, env_extra: dict[str, str] | None = None, stdin: str | None = None, home: Path
-) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(home), **(env_extra or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, input=stdin, timeout=60
-    )
+from tests.helpers import run_cli
 
 
 def test_route_json_has_the_tool_fields(tmp_path: Path) -> None:
-    done = _run("route", "What is the capital of France?", "--json", home=tmp_path)
+    done = run_cli("route", "What is the capital of France?", "--json", home=tmp_path)
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     for field in [
@@ -37,20 +30,20 @@ def test_route_json_has_the_tool_fields(tmp_path: Path) -> None:
 
 
 def test_route_reads_stdin_and_prints_human_text(tmp_path: Path) -> None:
-    done = _run("route", "-", "--self-hosted-only", stdin="Summarise this paragraph about owls.", home=tmp_path)
+    done = run_cli("route", "-", "--self-hosted-only", stdin="Summarise this paragraph about owls.", home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "primary:" in done.stdout and "reasons" not in done.stderr
 
 
 def test_route_unknown_force_model_fails_with_a_hint(tmp_path: Path) -> None:
-    done = _run("route", "hi", "--force-model", "openai/o33", home=tmp_path)
+    done = run_cli("route", "hi", "--force-model", "openai/o33", home=tmp_path)
     assert done.returncode == 1
     assert "not in the registry" in done.stderr and "openai/o3" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_models_json_lists_availability(tmp_path: Path) -> None:
-    done = _run("models", "--json", env_extra={"OPENAI_API_KEY": "sk-test-123456789"}, home=tmp_path)
+    done = run_cli("models", "--json", env={"OPENAI_API_KEY": "sk-test-123456789"}, home=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = {row["id"]: row for row in json.loads(done.stdout)}
     assert rows["openai/o3"]["available"] is True
@@ -80,7 +73,7 @@ def test_analyze_writes_one_line_per_input(tmp_path: Path) -> None:
         + "\n"
     )
     out = tmp_path / "out.jsonl"
-    done = _run("analyze", str(source), "--out", str(out), home=tmp_path)
+    done = run_cli("analyze", str(source), "--out", str(out), home=tmp_path)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["id"] for r in rows] == ["a", "b"]
@@ -91,7 +84,7 @@ def test_analyze_writes_one_line_per_input(tmp_path: Path) -> None:
 def test_analyze_reports_bad_lines_and_keeps_going(tmp_path: Path) -> None:
     source = tmp_path / "in.jsonl"
     source.write_text('{"id": "a"}\nnot json\n' + json.dumps({"id": "c", "prompt": "hello"}) + "\n")
-    done = _run("analyze", str(source), home=tmp_path)
+    done = run_cli("analyze", str(source), home=tmp_path)
     assert done.returncode == 1
     assert ":1: skipped" in done.stderr and ":2: skipped" in done.stderr
     assert json.loads(done.stdout)["id"] == "c"
@@ -99,7 +92,7 @@ def test_analyze_reports_bad_lines_and_keeps_going(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["route"], ["models"], ["analyze"]])
 def test_help_is_available_everywhere(tmp_path: Path, command: list[str]) -> None:
-    done = _run(*command, "--help", home=tmp_path)
+    done = run_cli(*command, "--help", home=tmp_path)
     assert done.returncode == 0
     assert "usage: model-router" in done.stdout
 
@@ -107,7 +100,7 @@ def test_help_is_available_everywhere(tmp_path: Path, command: list[str]) -> Non
 def test_bad_config_is_one_clear_line(tmp_path: Path) -> None:
     config = tmp_path / "bad.toml"
     config.write_text('[providers.openai]\nkind = "soap"\n')
-    done = _run("models", env_extra={"MODEL_ROUTER_CONFIG": str(config)}, home=tmp_path)
+    done = run_cli("models", env={"MODEL_ROUTER_CONFIG": str(config)}, home=tmp_path)
     assert done.returncode == 1
     assert str(config) in done.stderr and "providers.openai.kind" in done.stderr
     assert "Traceback" not in done.stderr

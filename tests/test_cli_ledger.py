@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,17 @@ from server.domain.registry import Registry
 from server.routing.router import Router
 from server.routing.selector import RouteOptions
 from server.store.decisions import task_digest
-
-
-def _run(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, timeout=60)
+from tests.helpers import run_cli
 
 
 def test_report_on_an_empty_ledger(tmp_path: Path) -> None:
-    done = _run(tmp_path, "report", "--json", "--since", "7d", "--group-by", "day")
+    done = run_cli("report", "--json", "--since", "7d", "--group-by", "day", home=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["totals"]["calls"] == 0 and report["savings"]["baseline_model"] == "anthropic/claude-opus-4"
-    human = _run(tmp_path, "report")
+    human = run_cli("report", home=tmp_path)
     assert human.returncode == 0 and "savings vs anthropic/claude-opus-4" in human.stdout
-    bad = _run(tmp_path, "report", "--since", "last tuesday")
+    bad = run_cli("report", "--since", "last tuesday", home=tmp_path)
     assert bad.returncode == 1 and "ISO date" in bad.stderr
 
 
@@ -42,7 +36,7 @@ async def test_logged_decisions_are_listed_and_reproducible(tmp_path: Path, monk
     router = Router(Registry(load_config(), {"MODEL_ROUTER_HOME": str(tmp_path)}))
     async with Client(build_server(router)) as client:
         first = (await client.call_tool("route_task", {"task": task})).structured_content
-    done = _run(tmp_path, "decisions", "--json", "--last", "5")
+    done = run_cli("decisions", "--json", "--last", "5", home=tmp_path)
     assert done.returncode == 0, done.stderr
     [row] = json.loads(done.stdout)
     assert row["task_sha256"] == task_digest(task) and row["primary_model"] == first["primary_model"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +15,12 @@ from mcp.client import Client
 from server.domain.config import load_config
 from server.domain.messages import ToolSpec
 from server.domain.registry import Registry
-from server.execution.runtime import open_runtime
 from server.mcp.app import build_server
 from server.routing.router import Router
-from server.store import open_database
-from server.store.db import rows_as_dicts
 from server.tools.toolbox import ToolOutcome
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
+from tests.helpers import attempt_rows, host_server, wait_until_async
 
 pytestmark = pytest.mark.anyio
 CODING = "Write a complete Python implementation of a thread-safe LRU cache with unit tests and run them."
@@ -44,12 +42,6 @@ def _config(tmp_path: Path, fake: f.FakeProviders, timeout_s: float = 3.0, extra
 
 
 @pytest.fixture
-def fake() -> Iterator[f.FakeProviders]:
-    with f.FakeProviders() as providers:
-        yield providers
-
-
-@pytest.fixture
 def keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
     for name, value in ALL_KEYS.items():
         monkeypatch.setenv(name, value)
@@ -57,21 +49,7 @@ def keys(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
 
 
 def _server(config_path: Path, env: dict[str, str], local: bool = False):
-    config = load_config(config_path, env=env)
-    router = Router(Registry(config, env, local_runtime=lambda: local))
-
-    def runtime(r: Router):
-        return open_runtime(r, env, toolbox=Calculator())
-
-    return build_server(router, env=env, runtime_factory=runtime), config
-
-
-def _rows(config) -> list[dict[str, Any]]:
-    db = open_database(config.data_dir)
-    try:
-        return db.run_sync(lambda c: rows_as_dicts(c.execute("SELECT * FROM attempts ORDER BY id")))
-    finally:
-        db.close()
+    return host_server(config_path, env, toolbox=Calculator(), local=local)
 
 
 async def _complete(server, **arguments: Any):
@@ -90,7 +68,7 @@ async def test_complete_returns_answer_route_tokens_and_exact_cost(tmp_path, fak
     # 200 uncached x $2 + 1000 cached x $0.50 + 10 out x $8, per 1M
     assert data["cost_usd"] == pytest.approx(0.00098, abs=1e-12)
     assert data["route"]["category"] == "qa_retrieval"
-    assert _rows(config)[0]["cost_pusd"] == 980_000_000
+    assert attempt_rows(config)[0]["cost_pusd"] == 980_000_000
 
 
 @pytest.mark.parametrize("model", ["openai/gpt-4.1", "anthropic/claude-sonnet-4"])
@@ -144,7 +122,7 @@ async def test_auth_failure_stops_and_names_the_variable(tmp_path, fake, keys) -
     text = result.content[0].text
     assert "ANTHROPIC_API_KEY" in text and keys["ANTHROPIC_API_KEY"] not in text
     assert fake.models_called() == ["claude-sonnet-4-20250514"]  # no fallback after an auth failure
-    assert [r["error_type"] for r in _rows(config)] == ["AuthError"]
+    assert [r["error_type"] for r in attempt_rows(config)] == ["AuthError"]
 
 
 async def test_every_model_failing_ends_promptly_listing_each_attempt(tmp_path, fake, keys) -> None:
@@ -201,10 +179,9 @@ async def test_cancelling_mid_flight_leaves_one_cancelled_row(tmp_path, fake, ke
     async with Client(server) as client:
         with anyio.move_on_after(1.0):
             await client.call_tool("complete", {"task": "hello", "force_model": "openai/gpt-4.1"})
-        with anyio.fail_after(5):
-            while not _rows(config):  # noqa: ASYNC110 - the row is written by the server's cancelled task
-                await anyio.sleep(0.05)
-    rows = _rows(config)
+        # The row is written by the server's cancelled task, in its own time.
+        await wait_until_async(lambda: attempt_rows(config), within=10, what="the cancelled call's ledger row")
+    rows = attempt_rows(config)
     assert [(r["model"], r["outcome"]) for r in rows] == [("openai/gpt-4.1", "cancelled")]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -13,19 +12,19 @@ import anyio
 import pytest
 
 from server.cli.doctor import Check, probe_generation
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def _doctor(tmp_path: Path, config: str | None = None, *, generate: bool = False, **env: str) -> tuple[int, list[dict]]:
-    full = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path / "home"), **env}
+    full = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env}
     if config is not None:
         path = tmp_path / "router.toml"
         path.write_text(config)
         full["MODEL_ROUTER_CONFIG"] = str(path)
     flags = [] if generate else ["--no-generate"]
-    done = subprocess.run([sys.executable, "-m", "server", "doctor", "--json", *flags], capture_output=True, text=True,
-                          env=full, timeout=300)  # fmt: skip
+    done = run_cli("doctor", "--json", *flags, home=tmp_path / "home", env=full, timeout=300)
     return done.returncode, json.loads(done.stdout)
 
 

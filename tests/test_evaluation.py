@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from server.analysis.metrics import category_metrics, gap_metrics, gap_metrics_by_group, parse_labelled, threshold_for
 from server.errors import EvalDataError
+from tests.helpers import run_cli
 
 # n = 4: weak mean 0.25, strong mean 0.75, gap 0.5. Only a and d need the strong model.
 TINY = [
@@ -75,10 +74,6 @@ def test_bad_lines_name_the_line_and_the_fix(line: str, message: str) -> None:
         parse_labelled([line])
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
-
-
 def test_eval_cli_reports_categories_and_pairs_with_baselines(tmp_path: Path) -> None:
     data = tmp_path / "labelled.jsonl"
     lines = [json.dumps(item) for item in TINY] + [
@@ -87,20 +82,20 @@ def test_eval_cli_reports_categories_and_pairs_with_baselines(tmp_path: Path) ->
                     "category": "complex_coding"}),
     ]  # fmt: skip
     data.write_text("\n".join(lines) + "\n")
-    done = _cli("eval", str(data), "--json", cwd=Path(__file__).parents[1])
+    done = run_cli("eval", str(data), "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["analyzer"].startswith("local-")
     assert result["categories"]["accuracy"] == 1.0 and result["categories"]["n"] == 2
     assert set(result["pairs"]) == {"analyzer", "random", "length"}
     assert result["pairs"]["analyzer"]["quiz"]["n"] == 4
-    text = _cli("eval", str(data), cwd=Path(__file__).parents[1])
+    text = run_cli("eval", str(data))
     assert "APGR" in text.stdout and "random" in text.stdout and "length" in text.stdout
 
 
 def test_eval_cli_on_a_bad_file_says_which_line(tmp_path: Path) -> None:
     data = tmp_path / "bad.jsonl"
     data.write_text('{"id": 1, "prompt": "fine", "category": "qa_retrieval"}\n{"id": 2}\n')
-    done = _cli("eval", str(data), cwd=Path(__file__).parents[1])
+    done = run_cli("eval", str(data))
     assert done.returncode == 1
     assert f"{data}:2" in done.stderr and "prompt" in done.stderr and "Traceback" not in done.stderr

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-
-def _run(*args: str, home: Path, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(home), "HOME": str(home), **(extra or {})}
-    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, env=env, timeout=60)
+from tests.helpers import run_cli
 
 
 def test_printed_entry_has_absolute_command_and_key_placeholders(tmp_path: Path) -> None:
-    done = _run("claude-config", home=tmp_path, extra={"OPENAI_API_KEY": "sk-real-secret-value-1"})
+    done = run_cli("claude-config", home=tmp_path, env={"OPENAI_API_KEY": "sk-real-secret-value-1"})
     assert done.returncode == 0, done.stderr
     entry = json.loads(done.stdout)["mcpServers"]["model-router"]
     assert Path(entry["command"]).is_absolute() and entry["command"].endswith("model-router")
@@ -27,7 +22,7 @@ def test_install_merges_keeps_other_servers_and_writes_a_backup(tmp_path: Path) 
     config = tmp_path / "claude_desktop_config.json"
     original = {"mcpServers": {"filesystem": {"command": "npx", "args": ["-y", "fs"]}}, "theme": "dark"}
     config.write_text(json.dumps(original))
-    done = _run("claude-config", "--install", "--config-file", str(config), home=tmp_path)
+    done = run_cli("claude-config", "--install", "--config-file", str(config), home=tmp_path)
     assert done.returncode == 0, done.stderr
     merged = json.loads(config.read_text())
     assert merged["mcpServers"]["filesystem"] == original["mcpServers"]["filesystem"]
@@ -41,7 +36,7 @@ def test_install_refuses_a_file_it_cannot_parse_and_leaves_it_untouched(tmp_path
     config = tmp_path / "claude_desktop_config.json"
     broken = '{"mcpServers": {"filesystem": '
     config.write_text(broken)
-    done = _run("claude-config", "--install", "--config-file", str(config), home=tmp_path)
+    done = run_cli("claude-config", "--install", "--config-file", str(config), home=tmp_path)
     assert done.returncode == 1
     assert "not valid JSON" in done.stderr and "untouched" in done.stderr
     assert config.read_text() == broken
@@ -50,13 +45,13 @@ def test_install_refuses_a_file_it_cannot_parse_and_leaves_it_untouched(tmp_path
 
 def test_install_creates_a_missing_file(tmp_path: Path) -> None:
     config = tmp_path / "Claude" / "claude_desktop_config.json"
-    done = _run("claude-config", "--install", "--config-file", str(config), home=tmp_path)
+    done = run_cli("claude-config", "--install", "--config-file", str(config), home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "model-router" in json.loads(config.read_text())["mcpServers"]
 
 
 def test_a_placeholder_key_does_not_count_as_configured(tmp_path: Path) -> None:
-    done = _run("models", "--json", home=tmp_path, extra={"OPENAI_API_KEY": "<your OPENAI_API_KEY>"})
+    done = run_cli("models", "--json", home=tmp_path, env={"OPENAI_API_KEY": "<your OPENAI_API_KEY>"})
     rows = {r["id"]: r for r in json.loads(done.stdout)}
     assert rows["openai/o3"]["available"] is False
     assert "placeholder" in rows["openai/o3"]["availability"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
@@ -20,6 +18,7 @@ from server.domain.registry import Registry
 from server.errors import LearnedModelError
 from server.routing.router import Router
 from server.routing.selector import Preference, RouteOptions
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).parents[1]
 LANGS = ["Python", "Rust", "Go", "Java", "TypeScript", "C++"]
@@ -150,25 +149,19 @@ def test_the_default_model_path_is_in_the_data_dir(tmp_path: Path) -> None:
     assert isinstance(load_analyzer(config), LearnedAnalyzer)
 
 
-def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "MODEL_ROUTER_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "server", *args], capture_output=True, text=True, cwd=ROOT, env=env,
-                          timeout=120)  # fmt: skip
-
-
 def test_train_then_eval_through_the_cli(tmp_path: Path) -> None:
     data = tmp_path / "labelled.jsonl"
     rows = [{"id": c.id, "prompt": c.prompt, "category": c.category} for c in _categories()]
     rows += [{"id": p.id, "prompt": p.prompt, "source": p.source, "scores": {"strong": p.strong, "weak": p.weak}}
              for p in _pairs()]  # fmt: skip
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    trained = _cli("train", str(data), "--json", home=tmp_path)
+    trained = run_cli("train", str(data), "--json", home=tmp_path)
     assert trained.returncode == 0, trained.stderr
     summary = json.loads(trained.stdout)
     assert summary["path"] == str(tmp_path / "learned_router.json.gz")
     assert (summary["category_rows"], summary["pair_rows"]) == (60, 60)
     assert Path(summary["path"]).is_file()
-    evaluated = _cli("eval", str(data), "--json", "--analyzer", "learned", home=tmp_path)
+    evaluated = run_cli("eval", str(data), "--json", "--analyzer", "learned", home=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
     assert result["analyzer"] == summary["version"]

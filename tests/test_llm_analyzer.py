@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp.client import Client
 
-from server.domain.config import load_config
-from server.domain.registry import Registry
-from server.execution.runtime import open_runtime
-from server.mcp.app import build_server
-from server.routing.router import Router
-from server.store import open_database
-from server.store.db import rows_as_dicts
 from server.tools.toolbox import NoTools
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
+from tests.helpers import attempt_rows, host_server
 
 pytestmark = pytest.mark.anyio
 ANALYZER = "llm:openai/gpt-4.1-nano"
@@ -29,19 +22,10 @@ VERDICT = {"category": "long_document", "complexity": 4, "strong_score": 0.91, "
            "reasons": ["an incident report to condense"]}  # fmt: skip
 
 
-@pytest.fixture
-def fake() -> Iterator[f.FakeProviders]:
-    with f.FakeProviders() as providers:
-        yield providers
-
-
 def _server(tmp_path: Path, fake: f.FakeProviders, *, analyzer: str = ANALYZER, keys: bool = True) -> Any:
     extra = f'[routing]\nanalyzer = "{analyzer}"\nllm_analyzer_timeout_s = 1.0\n'
     env = {**os.environ, **(ALL_KEYS if keys else {})}
-    config = load_config(f.write_config(tmp_path, fake, extra=extra), env=env)
-    router = Router(Registry(config, env, local_runtime=lambda: True))
-    server = build_server(router, env=env, runtime_factory=lambda r: open_runtime(r, env, toolbox=NoTools()))
-    return server, config
+    return host_server(f.write_config(tmp_path, fake, extra=extra), env, toolbox=NoTools(), local=True)
 
 
 async def _route(server: Any, task: str = TASK) -> dict[str, Any]:
@@ -61,12 +45,8 @@ async def test_a_valid_verdict_decides_the_route_and_is_cached_and_costed(tmp_pa
     second = await _route(server)  # same prompt: answered from the cache, no second request
     assert second["category"] == "long_document" and any("(cached)" in r for r in second["reasons"])
     assert fake.models_called("openai") == ["gpt-4.1-nano"]
-    db = open_database(config.data_dir)
-    try:
-        rows = db.run_sync(lambda c: rows_as_dicts(c.execute("SELECT * FROM attempts")))
-    finally:
-        db.close()
-    [row] = rows  # the analyser's own call is in the ledger, priced: 400 in x $0.10 + 60 out x $0.40 per 1M
+    # The analyser's own call is in the ledger, priced: 400 in x $0.10 + 60 out x $0.40 per 1M.
+    [row] = attempt_rows(config)
     assert (row["category"], row["model"], row["outcome"]) == ("router_analysis", "openai/gpt-4.1-nano", "ok")
     assert row["cost_pusd"] == 64_000_000
 

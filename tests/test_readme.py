@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
-import sys
 from functools import cache
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import run_cli
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -50,8 +50,7 @@ def _flags(text: str) -> list[str]:
 
 @cache
 def help_text(command: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "server", command, "--help"], capture_output=True, text=True,
-                          cwd=ROOT, timeout=60)  # fmt: skip
+    done = run_cli(command, "--help")
     assert done.returncode == 0, done.stderr
     return done.stdout
 

@@ -78,3 +78,25 @@ async def test_models_resource_lists_the_registry(server) -> None:
     ids = {row["id"] for row in rows}
     assert {"openai/o3", "local/gemma-3-270m", "moonshot/kimi-k2"} <= ids
     assert all({"tier", "available", "input_price_per_million"} <= row.keys() for row in rows)
+
+
+def _text(result) -> str:
+    return " ".join(c.text for c in result.content if hasattr(c, "text"))
+
+
+@pytest.mark.parametrize("since", ["99999999d", "last tuesday"])
+async def test_an_unreadable_report_window_says_how_to_write_one(server, since: str) -> None:
+    async with Client(server) as client:
+        result = await client.call_tool("cost_report", {"since": since})
+    text = _text(result)
+    assert result.is_error
+    assert since in text and "ISO date" in text and "span" in text, text  # the value, and the forms that work
+    assert text.strip() != "Error executing tool cost_report" and "Traceback" not in text
+
+
+async def test_a_whitespace_only_task_is_a_readable_tool_error(server) -> None:
+    async with Client(server) as client:
+        result = await client.call_tool("route_task", {"task": " \t\n  "})
+    text = _text(result)
+    assert result.is_error and "task is empty" in text, text
+    assert text.strip() != "Error executing tool route_task" and "Traceback" not in text

@@ -3,39 +3,23 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from mcp import StdioServerParameters
 from mcp.client import Client
 
+from tests.helpers import console_script, inspector
+
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _console_script() -> str:
-    script = Path(sys.executable).with_name("model-router")
-    if not script.exists():
-        pytest.fail(f"console script {script} missing: install the package (pip install -e '.[dev]')")
-    return str(script)
-
-
-def _inspector() -> list[str] | None:
-    local = ROOT / "node_modules" / ".bin" / "mcp-inspector"
-    if local.exists():
-        return [str(local)]
-    return None
 
 
 @pytest.mark.anyio
 async def test_console_script_serves_route_task_over_stdio(tmp_path: Path) -> None:
     params = StdioServerParameters(
-        command=_console_script(),
+        command=console_script(),
         args=["serve"],
         env={"MODEL_ROUTER_HOME": str(tmp_path), "ANTHROPIC_API_KEY": "test-key-123456"},
     )
@@ -57,46 +41,27 @@ async def test_console_script_serves_route_task_over_stdio(tmp_path: Path) -> No
         assert not again.is_error
 
 
-def _run_inspector(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    inspector = _inspector()
-    if inspector is None:
-        if os.environ.get("CI"):
-            pytest.fail("MCP Inspector CLI not installed: .ci/run must run `npm ci` first")
-        pytest.skip("MCP Inspector CLI not installed (run `npm ci` in the project root)")
-    cmd = [*inspector, "--cli", _console_script(), "serve", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env={**os.environ, **env}, cwd=ROOT)
+def _run_inspector(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    return inspector(console_script(), "serve", *args, server_env={"MODEL_ROUTER_HOME": str(home)})
+
+
+def _route_task(*tool_args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    arguments = [part for arg in tool_args for part in ("--tool-arg", arg)]
+    return _run_inspector("--method", "tools/call", "--tool-name", "route_task", *arguments, home=home)
 
 
 def test_inspector_cli_lists_tools_and_routes(tmp_path: Path) -> None:
     assert shutil.which("node"), "node is required for the MCP Inspector"
-    env = {"MODEL_ROUTER_HOME": str(tmp_path)}
-    listed = _run_inspector("--method", "tools/list", env=env)
+    listed = _run_inspector("--method", "tools/list", home=tmp_path)
     assert listed.returncode == 0, listed.stderr
     tools = {t["name"]: t for t in json.loads(listed.stdout)["tools"]}
     assert tools["route_task"]["annotations"]["readOnlyHint"] is True
 
-    called = _run_inspector(
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "route_task",
-        "--tool-arg",
-        'task="What is the capital of France?"',
-        env=env,
-    )
+    called = _route_task('task="What is the capital of France?"', home=tmp_path)
     assert called.returncode == 0, called.stderr
     payload = json.loads(called.stdout)
     assert payload["structuredContent"]["category"] == "qa_retrieval"
+    assert (tmp_path / "router.sqlite3").exists()  # the decision went to the data dir given with -e
 
-    refused = _run_inspector(
-        "--method",
-        "tools/call",
-        "--tool-name",
-        "route_task",
-        "--tool-arg",
-        'task="hi"',
-        "--tool-arg",
-        'cost_preference="free"',
-        env=env,
-    )
+    refused = _route_task('task="hi"', 'cost_preference="free"', home=tmp_path)
     assert refused.returncode == 5, (refused.returncode, refused.stdout, refused.stderr)

@@ -1,115 +1,131 @@
-"""One write path for money: an answer goes out only after its attempt row is committed.
+"""One write path for money: an answer goes out only after its rows are committed; a store that cannot
+write fails the call, says so, and no further paid request follows.
 
 The router runs in-process behind the SDK's `Client(server)`, against the fake provider APIs on loopback,
-with its real SQLite database made unwritable mid-session (`tests.helpers.set_writable`: SQLite refuses
-every write as it does for a read-only file). A call that cannot record its attempt fails with a readable
-error after at most one paid request, and every call that was answered has its row.
+with its real SQLite database made to refuse writes mid-session: the whole store (`set_writable`: SQLite
+refuses every write as it does for a read-only file or a full disk, also for root, who ignores file modes)
+or one table (`refuse_inserts`: a trigger, as a full disk refuses one page while other writes land).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
 
+import anyio
 import pytest
 from mcp.client import Client
 
-from server.domain.config import Config, load_config
-from server.domain.registry import Registry
-from server.execution.runtime import Runtime, open_runtime
-from server.mcp.app import build_server
-from server.routing.router import Router
+from server.execution.runtime import Runtime
 from server.tools.toolbox import NoTools
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
-from tests.helpers import committed_attempts, set_writable
+from tests.helpers import allow_inserts, attempt_rows, host_server, refuse_inserts, set_writable
 
 pytestmark = pytest.mark.anyio
 CODING = "Write a Python function that merges overlapping intervals, with a docstring."
-NOT_RECORDED = "could not be recorded in the ledger (attempt to write a readonly database)"
+NOT_RECORDED = "could not be recorded in the ledger"
 
 
-@pytest.fixture
-def fake() -> Iterator[f.FakeProviders]:
-    with f.FakeProviders() as providers:
-        yield providers
-
-
-def _server(tmp_path: Path, fake: f.FakeProviders, extra: str = "") -> tuple[Any, Config, list[Runtime]]:
-    """The MCP server, its config, and (once a client has connected) the runtime it opened."""
-    env = {**os.environ, **ALL_KEYS}
-    config = load_config(f.write_config(tmp_path, fake, extra=extra), env=env)
+def _server(tmp_path, fake: f.FakeProviders, extra: str = ""):
     opened: list[Runtime] = []
-
-    @asynccontextmanager
-    async def runtime(router: Router) -> AsyncIterator[Runtime]:
-        async with open_runtime(router, env, toolbox=NoTools()) as rt:
-            opened.append(rt)
-            yield rt
-
-    router = Router(Registry(config, env, local_runtime=lambda: False))
-    return build_server(router, env=env, runtime_factory=runtime), config, opened
+    env = {**os.environ, **ALL_KEYS}
+    server, config = host_server(f.write_config(tmp_path, fake, extra=extra), env, toolbox=NoTools(), opened=opened)
+    return server, config, opened
 
 
-async def test_an_answer_is_returned_only_with_its_committed_ledger_row(tmp_path: Path, fake) -> None:
+def _text(result) -> str:
+    return result.content[0].text
+
+
+async def test_an_unwritable_store_fails_every_complete_before_anything_is_paid(tmp_path, fake) -> None:
+    fake.default = f.text("done", prompt=30, completion=3)
+    server, config, opened = _server(tmp_path, fake)
+    answered: list[str] = []
+    errors: list[str] = []
+    async with Client(server) as client:
+
+        async def one(i: int) -> None:
+            arguments = {"task": f"Say hello #{i}", "force_model": "openai/gpt-4.1", "enable_tools": False}
+            result = await client.call_tool("complete", arguments)
+            if result.is_error:
+                errors.append(_text(result))
+            else:
+                answered.append(result.structured_content["task_id"])
+
+        await one(0)
+        set_writable(opened[0].store, False)  # the disk turns read-only (or fills) while the server runs
+        requests_before = len(fake.requests)
+        async with anyio.create_task_group() as tg:
+            for i in range(1, 6):
+                tg.start_soon(one, i)
+    assert len(answered) == 1 and len(errors) == 5
+    assert all("cannot write to the database" in e and str(config.data_dir) in e for e in errors)
+    assert "internal error" not in errors[0]
+    # The decision row is written before the first paid request: nothing was sent for the failed calls.
+    assert len(fake.requests) == requests_before
+    assert [(r["task_id"], r["outcome"]) for r in attempt_rows(config)] == [(answered[0], "ok")]
+
+
+async def test_an_answer_whose_attempt_row_cannot_be_written_is_not_returned(tmp_path, fake) -> None:
     server, config, opened = _server(tmp_path, fake)
     answered: list[str] = []
     async with Client(server) as client:
         for i, writable in enumerate([True, False, True, False, False, True]):
-            set_writable(opened[0].store, writable)
+            store = opened[0].store if opened else None
+            if store is not None:
+                (allow_inserts if writable else refuse_inserts)(store, "attempts")
             sent_before = len(fake.requests)
             result = await client.call_tool(
                 "complete", {"task": f"What is {i} + {i}?", "force_model": "openai/gpt-4.1", "enable_tools": False}
             )
-            assert len(fake.requests) - sent_before == 1  # at most one paid request per call, never a fallback
+            assert len(fake.requests) - sent_before == 1  # one paid request per call, never a fallback
             if writable:
                 assert not result.is_error, result.content
                 answered.append(result.structured_content["task_id"])
                 continue
             assert result.is_error
-            text = result.content[0].text
-            assert NOT_RECORDED in text and "openai/gpt-4.1" in text and "MODEL_ROUTER_HOME" in text
-            assert "internal error" not in text  # the SDK's "Error executing tool complete: " prefix, then ours
-    rows = committed_attempts(config.data_dir)
+            text = _text(result)
+            assert NOT_RECORDED in text and "openai/gpt-4.1" in text and "disk full" in text
+            assert "MODEL_ROUTER_HOME" in text and "internal error" not in text
+    rows = attempt_rows(config)
     assert [(r["task_id"], r["outcome"]) for r in rows] == [(task_id, "ok") for task_id in answered]
 
 
-async def test_a_failed_attempt_that_cannot_be_recorded_stops_the_chain(tmp_path: Path, fake) -> None:
+async def test_a_failed_attempt_that_cannot_be_recorded_stops_the_chain(tmp_path, fake) -> None:
     server, config, opened = _server(tmp_path, fake)
     fake.script("claude-sonnet-4-20250514", f.server_error())  # the primary fails: normally retried, then fallback
     async with Client(server) as client:
-        set_writable(opened[0].store, False)
+        route = (await client.call_tool("route_task", {"task": CODING})).structured_content
+        refuse_inserts(opened[0].store, "attempts")
         result = await client.call_tool("complete", {"task": CODING, "enable_tools": False})
-    assert result.is_error and "the error attempt from anthropic/claude-sonnet-4 " + NOT_RECORDED in (
-        result.content[0].text
-    )
+    assert route["primary_model"] == "anthropic/claude-sonnet-4" and route["fallback_models"]
+    assert result.is_error and "the error attempt from anthropic/claude-sonnet-4 " + NOT_RECORDED in _text(result)
     assert fake.models_called() == ["claude-sonnet-4-20250514"]  # no retry, no fallback: nothing more was paid for
-    assert committed_attempts(config.data_dir) == []
+    assert attempt_rows(config) == []
 
 
-async def test_a_budget_hold_that_cannot_be_written_sends_nothing(tmp_path: Path, fake) -> None:
+async def test_a_budget_hold_that_cannot_be_written_sends_nothing(tmp_path, fake) -> None:
     server, config, opened = _server(tmp_path, fake, extra="[budgets]\ndaily_usd = 5.0\n")
     async with Client(server) as client:
-        set_writable(opened[0].store, False)
+        await client.call_tool("route_task", {"task": "Say hi."})  # opens the runtime
+        refuse_inserts(opened[0].store, "reservations")
         result = await client.call_tool("complete", {"task": "Say hi.", "force_model": "openai/gpt-4.1"})
     assert result.is_error
-    assert "the budget reservation for openai/gpt-4.1 could not be written" in result.content[0].text
+    assert "the budget reservation for openai/gpt-4.1 could not be written" in _text(result)
     assert fake.requests == []
-    assert committed_attempts(config.data_dir) == []
+    assert attempt_rows(config) == []
 
 
-async def test_the_llm_analysers_unrecorded_verdict_is_not_used(tmp_path: Path, fake) -> None:
+async def test_the_llm_analysers_unrecorded_verdict_is_not_used(tmp_path, fake) -> None:
     extra = '[routing]\nanalyzer = "llm:openai/gpt-4.1-nano"\n'
     server, config, opened = _server(tmp_path, fake, extra=extra)
     fake.script("gpt-4.1-nano", f.text('{"category": "long_document", "complexity": 4, "strong_score": 0.9}'))
     async with Client(server) as client:
-        set_writable(opened[0].store, False)
+        await client.call_tool("cost_report", {})  # opens the runtime
+        refuse_inserts(opened[0].store, "attempts")
         result = await client.call_tool("route_task", {"task": CODING})
     assert not result.is_error, result.content
     data = result.structured_content
     assert data["analyzer"] == "local" and NOT_RECORDED in data["reasons"][0]  # the rules answered instead
     assert fake.models_called() == ["gpt-4.1-nano"]
-    assert committed_attempts(config.data_dir) == []
+    assert attempt_rows(config) == []

@@ -11,11 +11,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +21,7 @@ import pytest
 from mcp import StdioServerParameters
 from mcp.client import Client
 
+from tests.helpers import accepting, free_port, run_cli, wait_until
 from tests.test_readme import marked_command
 
 pytestmark = pytest.mark.slow
@@ -40,13 +39,10 @@ def test_the_readme_run_command_answers_with_the_embedded_model(tmp_path: Path, 
     """The README's run command, past its install step, with no keys (plus --json to read the result)."""
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / gguf.name).symlink_to(gguf)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "MODEL_ROUTER_HOME": str(tmp_path)}
     command = shlex.split(marked_command("run-command").split("&&")[-1])
     assert command[0] == ".venv/bin/model-router"
-    done = subprocess.run(
-        [sys.executable, "-m", "server", *command[1:], "--json", "--max-tokens", "64"],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
+    done = run_cli(*command[1:], "--json", "--max-tokens", "64", home=tmp_path,
+                   env={"PATH": os.environ["PATH"], "HOME": str(tmp_path)}, timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)  # stdout is pure JSON: llama.cpp's chatter went to stderr
     assert data["model_used"] == "local/gemma-3-270m"
@@ -55,29 +51,16 @@ def test_the_readme_run_command_answers_with_the_embedded_model(tmp_path: Path, 
     assert data["cost_usd"] == 0.0
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture
 def llama_server(gguf: Path) -> Iterator[str]:
     pytest.importorskip("llama_cpp.server", reason="needs llama-cpp-python[server]")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1", "--port",
          str(port), "--n_ctx", "2048", "--model_alias", "gemma-3-270m"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            assert proc.poll() is None, "llama_cpp.server exited"
-            time.sleep(0.2)
+    wait_until(accepting(port, proc), within=300, what="llama_cpp.server accepting connections")
     try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:

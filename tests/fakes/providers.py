@@ -261,14 +261,14 @@ class FakeProviders:
         # ACK of its headers, adding ~40 ms to every request on a kept-alive connection (no real API does).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
+        # Listening before uvicorn starts: a client may connect at once, and its request waits in the backlog
+        # until the server thread accepts it, so nothing has to wait for the server to be up.
+        sock.listen(128)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(app, log_level="error", lifespan="off", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started and time.monotonic() < deadline:
-            time.sleep(0.01)
         return self
 
     def __exit__(self, *exc: object) -> None:

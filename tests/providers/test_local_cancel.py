@@ -1,7 +1,8 @@
 """A cancelled call to the embedded model stops its generation instead of waiting for it to finish.
 
-The llama.cpp object is replaced by one that generates a token every 10 ms and asks its stopping criteria
-after each, as llama-cpp-python does; the real model's handling of the criteria is in tests/e2e.
+The llama.cpp object is replaced by one that generates a token every 10 ms (the pace of a real model; 1000
+tokens take 10 s) and asks its stopping criteria after each, as llama-cpp-python does; the real model's
+handling of the criteria is in tests/e2e. Each test cancels once the generation is running, never after a guess.
 """
 
 from __future__ import annotations
@@ -23,14 +24,16 @@ pytestmark = pytest.mark.anyio
 class SlowLlama:
     def __init__(self) -> None:
         self.generated: list[int] = []
-        self.running = threading.Event()
+        self.running = threading.Event()  # a generation is in progress now
+        self.started = threading.Event()  # a generation has begun (stays set)
 
     def create_completion(self, *, max_tokens: int, stopping_criteria: Any = None, **_: Any) -> dict[str, Any]:
         self.running.set()
+        self.started.set()
         try:
             tokens = 0
             while tokens < max_tokens:
-                time.sleep(0.01)
+                time.sleep(0.01)  # one token's generation time: the behaviour being faked
                 tokens += 1
                 if stopping_criteria is not None and stopping_criteria([], None):
                     break
@@ -52,19 +55,24 @@ def _model(tmp_path: Path) -> tuple[LlamaCppModel, SlowLlama]:
 REQUEST = ChatRequest("gemma-3-270m", (Message.user("write a long story"),), max_tokens=1000)
 
 
+async def _cancel_once_generating(model: LlamaCppModel, fake: SlowLlama) -> None:
+    """Start a long generation, and cancel its caller as soon as the model is generating."""
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(model.chat, REQUEST)
+        await anyio.to_thread.run_sync(fake.started.wait)
+        tasks.cancel_scope.cancel()
+
+
 async def test_cancelling_a_local_call_stops_the_generation_before_returning(tmp_path: Path) -> None:
     model, fake = _model(tmp_path)
-    with anyio.move_on_after(0.3) as scope:
-        await model.chat(REQUEST)
-    assert scope.cancelled_caught
+    await _cancel_once_generating(model, fake)
     assert not fake.running.is_set()  # nothing left generating behind the caller
     assert len(fake.generated) == 1 and fake.generated[0] < REQUEST.max_tokens
 
 
 async def test_a_call_after_a_cancelled_one_runs_alone_and_answers(tmp_path: Path) -> None:
     model, fake = _model(tmp_path)
-    with anyio.move_on_after(0.2):
-        await model.chat(REQUEST)
+    await _cancel_once_generating(model, fake)
     response = await model.chat(ChatRequest("gemma-3-270m", (Message.user("hi"),), max_tokens=3))
     assert response.usage.output_tokens == 3 and response.finish_reason.value == "length"
     assert fake.generated[1] == 3 and fake.generated[0] < REQUEST.max_tokens  # the first had stopped
