@@ -4,7 +4,7 @@ A fake OpenAI-compatible API on loopback, in its own process (as a real provider
 the router's), answers every request after a fixed 50 ms. Both paths run in this process at 1 and at 50
 concurrent requests, alternating over several rounds; printed: p50/p99 latency of each path, the
 difference, and the throughput ratio per round and its median. Both run on the event loop `serve` uses
-(uvloop where installed). Figures only, no assertions.
+(asyncio, through the SDK's own runner). Figures only, no assertions.
 
     python bench/bench_overhead.py [--requests 300] [--rounds 5]
 """
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import os
 import statistics
 import subprocess
@@ -131,7 +130,4 @@ if __name__ == "__main__":
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per concurrency level")
     args = parser.parse_args()
     os.environ.setdefault("MODEL_ROUTER_HOME", tempfile.mkdtemp())
-    # The event loop `model-router serve` runs on (uvloop where installed); both paths share it.
-    anyio.run(
-        main, args.requests, args.rounds, backend_options={"use_uvloop": importlib.util.find_spec("uvloop") is not None}
-    )
+    anyio.run(main, args.requests, args.rounds)  # asyncio, as `model-router serve` runs; both paths share it

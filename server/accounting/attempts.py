@@ -29,11 +29,16 @@ from server.accounting.budget import BudgetGuard
 from server.domain.config import ModelConfig
 from server.domain.messages import Usage
 from server.domain.pricing import token_cost
-from server.errors import BudgetExceeded, NotRecorded
+from server.errors import BudgetExceeded, NotRecorded, StoreError
 from server.store.ledger import AttemptRecord
 
 log = logging.getLogger(__name__)
 _ADVICE = "check that the data directory (MODEL_ROUTER_HOME) is writable and has free space, then retry"
+
+
+def _advice(exc: BaseException) -> str:
+    """What to check, unless the store's own error already says it."""
+    return "" if isinstance(exc, StoreError) else f"; {_ADVICE}"
 
 
 class AttemptWriter(Protocol):
@@ -91,7 +96,7 @@ class AttemptMeter:
         except Exception as exc:  # the store could not write the hold: nothing may be sent unaccounted
             raise NotRecorded(
                 f"the budget reservation for {self.model.id} could not be written to the ledger ({exc}), so no "
-                f"request was sent and no other model was tried; {_ADVICE}"
+                f"request was sent and no other model was tried{_advice(exc)}"
             ) from exc
         self.reservations.append(held)
 
@@ -124,7 +129,7 @@ class AttemptMeter:
             what = "answer" if outcome == "ok" else f"{outcome} attempt"
             message = (
                 f"the {what} from {self.model.id} could not be recorded in the ledger ({exc}), so it was not "
-                f"used and no other model was tried; {_ADVICE}"
+                f"used and no other model was tried{_advice(exc)}"
             )
             if outcome == "cancelled":
                 log.error("%s", message)

@@ -89,20 +89,19 @@ def run_decisions(args: argparse.Namespace) -> int:
     import anyio
 
     from server.domain.config import fingerprint
-    from server.store import open_database
-    from server.store.decisions import DecisionLog
+    from server.store import open_store
 
     router = load_router(args)
     config = router.registry.config
 
     async def run() -> Any:
-        db = open_database(config.data_dir)
+        store = open_store(config.data_dir)
         try:
-            log = DecisionLog(db, analyzer_version=router.analyzer_version, config_fingerprint=fingerprint(config),
-                              price_table_version=config.price_table_version)  # fmt: skip
+            log = store.decisions(analyzer_version=router.analyzer_version, config_fingerprint=fingerprint(config),
+                                  price_table_version=config.price_table_version)  # fmt: skip
             return await log.latest(max(1, args.last))
         finally:
-            db.close()
+            await store.aclose()
 
     rows = anyio.run(run)
     if args.json:

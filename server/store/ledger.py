@@ -1,4 +1,5 @@
-"""The SQLite attempt ledger: one row per model attempt, failures included, written only by the dispatcher.
+"""The SQLite attempt ledger: one row per model attempt, failures included, written only through the accounting hook
+(`accounting/attempts`).
 
 Costs are stored as integer pico-USD (1e-12), so sums in SQL are exact; NULL means the model had no
 price (reported as unpriced, never as 0). Each row carries the price table version it was priced with.
