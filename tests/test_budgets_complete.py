@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,16 @@ import anyio
 import pytest
 from mcp.client import Client
 
-from server.domain.config import Config, load_config
+from server.domain.config import Config
 from server.domain.registry import Registry
-from server.execution.runtime import open_runtime
-from server.mcp.app import build_server
-from server.routing.router import Router
 from server.store import AttemptRecord, open_store
 from server.tools.toolbox import NoTools
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
+from tests.helpers import attempt_rows, host_server
 
 pytestmark = pytest.mark.anyio
 CODING = "Write a Python function that merges overlapping intervals, with a docstring."
-
-
-@pytest.fixture
-def fake() -> Iterator[f.FakeProviders]:
-    with f.FakeProviders() as providers:
-        yield providers
 
 
 def _server(tmp_path: Path, fake: f.FakeProviders, budgets: str, *, ollama: bool = False) -> tuple[Any, Config]:
@@ -39,18 +30,7 @@ def _server(tmp_path: Path, fake: f.FakeProviders, budgets: str, *, ollama: bool
     if ollama:  # the self-hosted Ollama endpoint answers too (through the fake's OpenAI-compatible API)
         dead = 'base_url = "http://127.0.0.1:9/v1"'
         path.write_text(path.read_text().replace(dead, f'base_url = "{fake.openai_url}"'))
-    env = {**os.environ, **ALL_KEYS}
-    config = load_config(path, env=env)
-    router = Router(Registry(config, env, local_runtime=lambda: False))
-    return build_server(router, env=env, runtime_factory=lambda r: open_runtime(r, env, toolbox=NoTools())), config
-
-
-async def _attempts(config: Config) -> list[dict[str, Any]]:
-    store = open_store(config.data_dir)
-    try:
-        return await store.ledger.attempts(limit=10_000)
-    finally:
-        await store.aclose()
+    return host_server(path, {**os.environ, **ALL_KEYS}, toolbox=NoTools())
 
 
 async def _spend_today(config: Config, usd: str) -> None:
@@ -123,7 +103,7 @@ async def test_concurrent_calls_never_spend_more_than_the_budget(tmp_path: Path,
             for i in range(100):
                 tg.start_soon(one, i)
         report = (await client.call_tool("cost_report", {})).structured_content
-    rows = await _attempts(config)
+    rows = attempt_rows(config)
     spent = sum(Decimal(row["cost_pusd"]) for row in rows if row["cost_pusd"]) / 10**12
     assert spent <= Decimal("0.0825")
     assert sum(row["model"] == "openai/gpt-4.1" for row in rows) <= 10

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import wait_until
 from tests.procfs import alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")]
@@ -74,7 +74,4 @@ def test_serve_runs_three_keyless_lower_priority_sub_servers_and_leaves_none_beh
         host.stdin.close()  # the client hangs up
         code = host.wait(timeout=30)
     assert code == 0, "".join(log)
-    deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in tree) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in tree if alive(pid)], "processes left behind after the host exited"
+    wait_until(lambda: not any(alive(pid) for pid in tree), within=10, what="every process of the host's tree exiting")

@@ -7,12 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.streams.text import TextReceiveStream
+
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -61,9 +62,7 @@ def test_serve_writes_to_a_regular_file(tmp_path: Path) -> None:
         assert server.stdin is not None
         server.stdin.write("".join(json.dumps(m) + "\n" for m in messages).encode())
         server.stdin.flush()
-        deadline = time.monotonic() + 60
-        while '"id":2' not in out.read_text().replace(" ", "") and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: '"id":2' in out.read_text().replace(" ", ""), within=60, what="the tools/list reply")
         server.stdin.close()
         server.wait(timeout=30)
     replies = {reply["id"]: reply for reply in map(json.loads, out.read_text().splitlines())}
