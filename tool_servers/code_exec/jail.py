@@ -1,7 +1,8 @@
 """One sandboxed run inside fresh Linux namespaces, entered without privilege.
 
-Run as `python -I -S -B jail.py SPEC_JSON` by `sandbox.run_python` (standard library only: it may run
-under a different interpreter than the server). Three processes:
+Run as `python -I -S -B jail.py key=value...` by `sandbox.run_python` (standard library only: it may run
+under a different interpreter than the server; no `json`, whose import of `re` would cost every run
+milliseconds). Three processes:
 
 - the *keeper* (the server's child): drops to `nobody` if started as root, creates a user, mount,
   network, IPC, UTS and PID namespace, maps only its own uid/gid, forks the init, waits for it and exits
@@ -23,7 +24,6 @@ the keeper exits 125.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
 import select
@@ -240,8 +240,20 @@ def _mirror(status: int) -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else SETUP_FAILED)
 
 
+def _parse(args: list[str]) -> dict:
+    """`key=value` arguments; digits are ints, `read_only` repeats (a path never is all digits)."""
+    spec: dict = {"read_only": []}
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "read_only":
+            spec[key].append(value)
+        else:
+            spec[key] = int(value) if value.isdigit() else value
+    return spec
+
+
 def main() -> None:
-    spec = json.loads(sys.argv[1])
+    spec = _parse(sys.argv[1:])
     os.set_inheritable(spec["status_fd"], False)  # the code never gets it
     try:
         status = _keep(spec)

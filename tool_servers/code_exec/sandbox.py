@@ -24,7 +24,6 @@ every run gets a fresh directory, removed afterwards; each result lists the prot
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import selectors
 import shutil
@@ -120,13 +119,17 @@ class RunResult:
 
 
 def probe_sandbox(env: dict[str, str] | None = None) -> Sandbox:
-    """Pick the mechanism: namespaces if a real test run succeeds in them, else the basic one."""
+    """Pick the mechanism: namespaces if a real test run succeeds in them (unless `CODE_EXEC_SANDBOX=basic`
+    asks otherwise), else the basic one. `CODE_EXEC_STRICT=1` makes a sandbox that cannot keep every
+    promise refuse to run code; `CODE_EXEC_PYTHON` names the interpreter for the code."""
     env = dict(os.environ) if env is None else env
     strict = env.get("CODE_EXEC_STRICT", "").lower() in ("1", "true", "yes")
     own = getattr(sys, "_base_executable", sys.executable)  # the real interpreter behind a virtualenv
     pythons = [env.get("CODE_EXEC_PYTHON") or own, "/usr/bin/python3", "/usr/local/bin/python3"]
     reason = f"{sys.platform} has no Linux namespaces"
-    if sys.platform.startswith("linux"):
+    if env.get("CODE_EXEC_SANDBOX") == "basic":
+        reason = "CODE_EXEC_SANDBOX=basic asked for the basic sandbox"
+    elif sys.platform.startswith("linux"):
         found = _namespaces(pythons, strict)
         if isinstance(found, Sandbox):
             return found
@@ -195,12 +198,12 @@ def _limits() -> dict[str, int]:
 
 def _run_in_namespaces(run_dir: str, timeout_s: float, sandbox: Sandbox, started: float) -> RunResult:
     status_r, status_w = os.pipe()
-    spec = {"run_dir": run_dir, "python": sandbox.python, "read_only": list(sandbox.read_only),
-            "server_pid": os.getpid(), "status_fd": status_w, "cpu_seconds": int(timeout_s) + 1,
-            "scratch_bytes": SCRATCH_BYTES, **_limits()}  # fmt: skip
+    spec = {"run_dir": run_dir, "python": sandbox.python, "server_pid": os.getpid(), "status_fd": status_w,
+            "cpu_seconds": int(timeout_s) + 1, "scratch_bytes": SCRATCH_BYTES, **_limits()}  # fmt: skip
+    args = [f"{key}={value}" for key, value in spec.items()] + [f"read_only={path}" for path in sandbox.read_only]
     try:
         proc = subprocess.Popen(
-            [sandbox.python, "-I", "-S", "-B", JAIL, json.dumps(spec)], cwd="/", env={},
+            [sandbox.python, "-I", "-S", "-B", JAIL, *args], cwd="/", env={},
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             pass_fds=(status_w,), start_new_session=True,
         )  # fmt: skip
