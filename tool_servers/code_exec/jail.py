@@ -165,8 +165,12 @@ def _init(spec: dict, keeper_alive: int, result_w: int) -> None:
     _set_death_signal()
     if select.select([keeper_alive], [], [], 0)[0]:  # the keeper died before the death signal was armed
         os._exit(SETUP_FAILED)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # pid 1 ignores default-handled signals from its namespace
+        signal.signal(sig, signal.SIG_DFL)
     _pivot(_build_root(spec))
     libc.sethostname(b"sandbox", 7)
+    # We hold every capability in the run's user namespace: the code (same uid) must not ptrace us.
+    _check(libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0), "make the init undumpable")
     code = os.fork()
     if code == 0:
         _exec_code(spec)
@@ -180,6 +184,7 @@ def _init(spec: dict, keeper_alive: int, result_w: int) -> None:
 def _keep(spec: dict) -> int:
     """The server's child: namespaces, then wait for the init; returns the status to mirror."""
     _set_death_signal()
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # mirroring a SIGXCPU or SIGSEGV must not dump us
     if os.getppid() != spec["server_pid"]:
         return SETUP_FAILED << 8
     if os.geteuid() == 0:
@@ -205,7 +210,6 @@ def _keep(spec: dict) -> int:
     if init and run["stopped"]:  # stopped before the init existed
         os.kill(init, signal.SIGKILL)
     if init == 0:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         os.close(alive_w)
         os.close(result_r)
         try:
