@@ -5,12 +5,13 @@ Two mechanisms, chosen once at start by `probe_sandbox` (which really runs `prin
 - **namespaces** (Linux with unprivileged user namespaces, any server uid): `jail.py` puts each run in
   its own user, PID, mount, network, IPC and UTS namespace, on a new root holding only the system
   directories (read-only), a fresh /proc, private tmpfs scratch dirs and the run's directory. See
-  `jail.py` for the invariants. Chosen by measurement over the alternatives (bench/bench_sandbox.py, this
-  2-core machine): `print(1)` p50 ≈ 30 ms here against ≈ 16 ms for the old process-group sandbox (the
-  price is a second interpreter start, for the keeper), whereas Pyodide under Node.js, which would also
-  hold on macOS, needs ≈ 2.3 s per fresh run (loading the WebAssembly interpreter) and a CPU-bound loop
-  runs several times slower; bubblewrap would give the same kernel isolation but is a system package
-  not every machine has.
+  `jail.py` for the invariants. Chosen by measurement (bench/bench_sandbox.py on a 2-core machine at load
+  4.5-5): `print(1)` p50 45-92 ms against 20-33 ms for the process-group sandbox it replaces (the price
+  is a second interpreter start, for the jail, plus namespace set-up), a 1 s CPU loop the same within
+  noise (p50 1756 vs 1583 ms). The alternative that would also hold on macOS, Pyodide 314.0.8 under
+  Node.js 20, spent 4.5-9.8 s loading its WebAssembly interpreter per fresh run (what keeps runs apart)
+  and ran a CPU-bound loop 2-4x slower than CPython. bubblewrap would give the same kernel isolation,
+  but as a system package many machines lack; these few syscalls need nothing installed.
 - **basic** (macOS, kernels without user namespaces): a fresh interpreter, an empty environment,
   rlimits, a process group killed at the timeout; when the server runs as root also user `nobody`, a
   network namespace and a private /tmp. Some promises cannot be kept there; `Sandbox.not_kept()` names
