@@ -154,3 +154,21 @@ async def test_a_sandbox_that_cannot_be_built_is_a_clear_error() -> None:
     assert result.is_error
     text = result.content[0].text
     assert "the code was not run" in text and "could not start the interpreter" in text
+
+
+async def test_a_run_cannot_fill_the_disk() -> None:
+    if SANDBOX.mechanism != "namespaces":
+        pytest.skip("the basic sandbox limits each file, not the total")
+    code = """import os
+written = 0
+try:
+    for i in range(100):
+        with open(f'chunk-{i}', 'wb') as fh:
+            fh.write(b'x' * 1024 * 1024)
+        written += 1
+except OSError as exc:
+    print(written, exc.strerror)
+"""
+    out = await run(code)
+    written, reason = out["stdout"].split(" ", 1)
+    assert 0 < int(written) <= 64 and reason.strip() == "No space left on device"

@@ -9,7 +9,8 @@ milliseconds). Three processes:
   as the code did (same code, same signal), so the server sees the code's own status;
 - the *init* (pid 1 of the new PID namespace): builds a new root on a tmpfs (the system directories
   bound read-only, a minimal /dev, a fresh /proc, private tmpfs on /tmp, /var/tmp, /dev/shm and
-  /run/lock, the run's directory read-write at /sandbox), pivots into it, detaches the old root, starts
+  /run/lock, and a tmpfs at /sandbox holding a copy of main.py: the only writable place besides
+  those, nothing of it on the host's disk), pivots into it, detaches the old root, starts
   the code and reaps until the code exits;
 - the *code*: `python -I -S -B main.py` with rlimits, no_new_privs and an empty environment; it has no
   capabilities (a non-zero uid loses them at exec).
@@ -121,7 +122,12 @@ def _build_root(spec: dict) -> str:
     for path in WRITABLE_SCRATCH:
         os.makedirs(root + path, exist_ok=True)
         _mount("tmpfs", root + path, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['scratch_bytes']},mode=1777")
-    _bind(os.path.join(spec["run_dir"], "code"), root + SANDBOX_DIR)
+    # The run's directory is a tmpfs too (bounded, never on the host's disk); the script is copied in.
+    os.makedirs(root + SANDBOX_DIR)
+    _mount("tmpfs", root + SANDBOX_DIR, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['workdir_bytes']},mode=755")
+    with open(os.path.join(spec["run_dir"], "code", "main.py"), "rb") as source, \
+            open(root + SANDBOX_DIR + "/main.py", "wb") as copy:  # fmt: skip
+        copy.write(source.read())
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # pid 1 here: sees only this run
     return root

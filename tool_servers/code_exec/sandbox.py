@@ -45,6 +45,7 @@ MAX_PROCESSES = 64
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_OPEN_FILES = 64
 SCRATCH_BYTES = 16 * 1024 * 1024  # each private tmpfs (/tmp, /var/tmp, /dev/shm, /run/lock)
+WORKDIR_BYTES = 64 * 1024 * 1024  # the run's own directory (/sandbox), a tmpfs in the namespace sandbox
 STOP_GRACE_S = 5.0
 # Bound read-only into the run's root; everything else on the host is absent.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
@@ -200,7 +201,8 @@ def _limits() -> dict[str, int]:
 def _run_in_namespaces(run_dir: str, timeout_s: float, sandbox: Sandbox, started: float) -> RunResult:
     status_r, status_w = os.pipe()
     spec = {"run_dir": run_dir, "python": sandbox.python, "server_pid": os.getpid(), "status_fd": status_w,
-            "cpu_seconds": int(timeout_s) + 1, "scratch_bytes": SCRATCH_BYTES, **_limits()}  # fmt: skip
+            "cpu_seconds": int(timeout_s) + 1, "scratch_bytes": SCRATCH_BYTES, "workdir_bytes": WORKDIR_BYTES,
+            **_limits()}  # fmt: skip
     args = [f"{key}={value}" for key, value in spec.items()] + [f"read_only={path}" for path in sandbox.read_only]
     try:
         proc = subprocess.Popen(
