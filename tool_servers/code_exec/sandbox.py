@@ -5,12 +5,13 @@ Two mechanisms, chosen once at start by `probe_sandbox` (which really runs `prin
 - **namespaces** (Linux with unprivileged user namespaces, any server uid): `jail.py` puts each run in
   its own user, PID, mount, network, IPC and UTS namespace, on a new root holding only the system
   directories (read-only), a fresh /proc, private tmpfs scratch dirs and the run's directory. See
-  `jail.py` for the invariants. Chosen by measurement (bench/bench_sandbox.py on a 2-core machine at load
-  4.5-5): `print(1)` p50 45-92 ms against 20-33 ms for the process-group sandbox it replaces (the price
-  is a second interpreter start, for the jail, plus namespace set-up), a 1 s CPU loop the same within
-  noise (p50 1756 vs 1583 ms). The alternative that would also hold on macOS, Pyodide 314.0.8 under
-  Node.js 20, spent 4.5-9.8 s loading its WebAssembly interpreter per fresh run (what keeps runs apart)
-  and ran a CPU-bound loop 2-4x slower than CPython. bubblewrap would give the same kernel isolation,
+  `jail.py` for the invariants. Chosen by measurement (bench/bench_sandbox.py, 2 cores): `print(1)` p50
+  36.5 ms against 14.0 ms for the process-group sandbox it replaces on an idle machine (45-92 vs 20-33 ms
+  at load 4.5-5); the 22 ms are the jail's own interpreter start (7 ms), its ctypes import (6 ms) and
+  the namespaces and new root (4 ms). A 1 s CPU loop costs the same (p50 1045 vs 1027 ms).
+  The alternative that would also hold on macOS, Pyodide 314.0.8 under Node.js 20, spent 4.5-9.8 s
+  loading its WebAssembly interpreter per fresh run (what keeps runs apart; measured at load 4.5-5) and
+  ran a CPU-bound loop 2-4x slower than CPython. bubblewrap would give the same kernel isolation,
   but as a system package many machines lack; these few syscalls need nothing installed.
 - **basic** (macOS, kernels without user namespaces): a fresh interpreter, an empty environment,
   rlimits, a process group killed at the timeout; when the server runs as root also user `nobody`, a
