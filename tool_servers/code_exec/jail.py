@@ -9,8 +9,8 @@ milliseconds). Three processes:
   as the code did (same code, same signal), so the server sees the code's own status;
 - the *init* (pid 1 of the new PID namespace): builds a new root on a tmpfs (the system directories
   bound read-only, a minimal /dev, a fresh /proc, private tmpfs on /tmp, /var/tmp, /dev/shm and
-  /run/lock, and a tmpfs at /sandbox holding a copy of main.py: the only writable place besides
-  those, nothing of it on the host's disk), pivots into it, detaches the old root, starts
+  /run/lock, and a tmpfs at /sandbox holding main.py, read from `code_fd`: the only writable place
+  besides those; nothing of a run is on the host's disk), pivots into it, detaches the old root, starts
   the code and reaps until the code exits;
 - the *code*: `python -I -S -B main.py` with rlimits, no_new_privs and an empty environment; it has no
   capabilities (a non-zero uid loses them at exec).
@@ -46,6 +46,7 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "
 WRITABLE_SCRATCH = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 DEVICES = ("null", "zero", "full", "random", "urandom")
 SANDBOX_DIR = "/sandbox"
+NEW_ROOT = "/tmp"  # where the new root is assembled: a directory every Linux has, and one we hide anyway
 
 libc = ctypes.CDLL(None, use_errno=True)
 
@@ -103,9 +104,9 @@ def _bind(source: str, target: str) -> None:
 
 def _build_root(spec: dict) -> str:
     """The new root: a tmpfs holding only what the code may see (see the module docstring)."""
-    root = os.path.join(spec["run_dir"], "root")
+    root = NEW_ROOT
     _mount("none", "/", None, MS_REC | MS_PRIVATE)  # nothing we mount leaks back to the host
-    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=755")  # hides the host's, in here only
     for path in spec["read_only"]:
         inside = root + path
         if os.path.islink(path):  # /bin -> usr/bin on merged-/usr systems
@@ -125,8 +126,7 @@ def _build_root(spec: dict) -> str:
     # The run's directory is a tmpfs too (bounded, never on the host's disk); the script is copied in.
     os.makedirs(root + SANDBOX_DIR)
     _mount("tmpfs", root + SANDBOX_DIR, "tmpfs", MS_NOSUID | MS_NODEV, f"size={spec['workdir_bytes']},mode=755")
-    with open(os.path.join(spec["run_dir"], "code", "main.py"), "rb") as source, \
-            open(root + SANDBOX_DIR + "/main.py", "wb") as copy:  # fmt: skip
+    with os.fdopen(spec["code_fd"], "rb") as source, open(root + SANDBOX_DIR + "/main.py", "wb") as copy:
         copy.write(source.read())
     os.makedirs(root + "/proc")
     _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # pid 1 here: sees only this run
@@ -264,7 +264,8 @@ def _parse(args: list[str]) -> dict:
 
 def main() -> None:
     spec = _parse(sys.argv[1:])
-    os.set_inheritable(spec["status_fd"], False)  # the code never gets it
+    for fd in (spec["status_fd"], spec["code_fd"]):
+        os.set_inheritable(fd, False)  # the code never gets them
     try:
         status = _keep(spec)
     except (OSError, SetupError) as exc:

@@ -170,23 +170,18 @@ def _interpreter_dirs(python: str) -> tuple[str, ...]:
 
 def run_python(code: str, timeout_s: float, sandbox: Sandbox) -> RunResult:
     """Execute `code`; blocking (call it from a worker thread). Raises SandboxError if setup fails."""
+    if sandbox.mechanism == "namespaces":
+        return _run_in_namespaces(code, timeout_s, sandbox)
     run_dir = tempfile.mkdtemp(prefix="run-", dir=sandbox.workdir_base)
     try:
-        code_dir = run_dir
-        if sandbox.mechanism == "namespaces":
-            code_dir = os.path.join(run_dir, "code")
-            os.mkdir(code_dir)
-            os.mkdir(os.path.join(run_dir, "root"))  # the mount point of the run's new root
-        script = os.path.join(code_dir, "main.py")
+        script = os.path.join(run_dir, "main.py")
         with open(script, "w", encoding="utf-8") as fh:
             fh.write(code)
         if os.geteuid() == 0:  # the code runs as nobody: its directory must be its own
-            for path in {run_dir, code_dir, script}:
+            for path in (run_dir, script):
                 os.chown(path, NOBODY, NOBODY)
         started = time.monotonic()
-        if sandbox.mechanism == "namespaces":
-            return _run_in_namespaces(run_dir, timeout_s, sandbox, started)
-        proc = basic.start(sandbox.python, code_dir, int(timeout_s) + 1, sandbox.protections, _limits())
+        proc = basic.start(sandbox.python, run_dir, int(timeout_s) + 1, sandbox.protections, _limits())
         out, err, timed_out = _collect(proc, started + timeout_s)
         basic.kill_group(proc)
         return _result(proc.wait(), timed_out, started, out, err, sandbox.protections)
@@ -199,18 +194,26 @@ def _limits() -> dict[str, int]:
             "processes": MAX_PROCESSES}  # fmt: skip
 
 
-def _run_in_namespaces(run_dir: str, timeout_s: float, sandbox: Sandbox, started: float) -> RunResult:
+def _run_in_namespaces(code: str, timeout_s: float, sandbox: Sandbox) -> RunResult:
+    """The code goes to the jail as an unnamed file (no path on the host, nothing left if we are killed)."""
+    spec = {"python": sandbox.python, "server_pid": os.getpid(), "cpu_seconds": int(timeout_s) + 1,
+            "scratch_bytes": SCRATCH_BYTES, "workdir_bytes": WORKDIR_BYTES, **_limits()}  # fmt: skip
     status_r, status_w = os.pipe()
-    spec = {"run_dir": run_dir, "python": sandbox.python, "server_pid": os.getpid(), "status_fd": status_w,
-            "cpu_seconds": int(timeout_s) + 1, "scratch_bytes": SCRATCH_BYTES, "workdir_bytes": WORKDIR_BYTES,
-            **_limits()}  # fmt: skip
-    args = [f"{key}={value}" for key, value in spec.items()] + [f"read_only={path}" for path in sandbox.read_only]
+    started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            [sandbox.python, "-I", "-S", "-B", JAIL, *args], cwd="/", env={},
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            pass_fds=(status_w,), start_new_session=True,
-        )  # fmt: skip
+        with tempfile.TemporaryFile() as source:
+            source.write(code.encode("utf-8", "surrogatepass"))  # a lone surrogate: the interpreter says so
+            source.seek(0)
+            fds = {"status_fd": status_w, "code_fd": source.fileno()}
+            args = [f"{key}={value}" for key, value in {**spec, **fds}.items()]
+            proc = subprocess.Popen(
+                [sandbox.python, "-I", "-S", "-B", JAIL, *args, *(f"read_only={p}" for p in sandbox.read_only)],
+                cwd="/", env={}, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                pass_fds=tuple(fds.values()), start_new_session=True,
+            )  # fmt: skip
+    except BaseException:
+        os.close(status_r)
+        raise
     finally:
         os.close(status_w)
     with os.fdopen(status_r, "rb") as status:
