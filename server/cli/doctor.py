@@ -255,8 +255,9 @@ async def _code_sandbox(config: Config, env: Mapping[str, str]) -> list[Check]:
     sandbox = await anyio.to_thread.run_sync(probe_sandbox, child_env)
     if not sandbox.not_kept():
         return [Check("code sandbox", "ok", sandbox.describe())]
-    fix = ("on Linux, allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 and "
-           "user.max_user_namespaces > 0); elsewhere, run untrusted code only in a VM or container")  # fmt: skip
+    fix = ("on Linux, allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and "
+           "kernel.unprivileged_userns_clone=1 on Debian kernels or kernel.apparmor_restrict_unprivileged_userns=0 "
+           "on Ubuntu 24.04+); elsewhere, run untrusted code only in a VM or container")  # fmt: skip
     if sandbox.strict:
         return [Check("code sandbox", "error", sandbox.describe(), fix)]
     return [Check("code sandbox", "warn", sandbox.describe(), fix + "; CODE_EXEC_STRICT=1 refuses code instead")]
