@@ -6,8 +6,11 @@ namespaces, macOS), the test checks that the runner says so, and is skipped.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -237,3 +240,35 @@ time.sleep(60)
 def test_the_code_runs_as_the_unprivileged_runner(runner: Runner) -> None:
     answer = runner.run("import os\nprint(os.getuid(), os.geteuid())")
     assert answer["result"]["stdout"] == f"{RUNNER_UID} {RUNNER_UID}\n" and RUNNER_UID != 0
+
+
+def test_killing_the_code_exec_server_process_mid_call_leaves_no_process() -> None:
+    """The real stdio server (as the test's own user), SIGKILLed while a run's detached process lives."""
+    marker = f"server-orphan-{uuid.uuid4().hex}"
+    code = (f"import subprocess, sys, time\nsubprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', "
+            f"{marker!r}], start_new_session=True)\ntime.sleep(60)\n")  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tool_servers.code_exec"], env={"PATH": os.environ["PATH"]},
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert server.stdin and server.stdout
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18",
+             "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}  # fmt: skip
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "execute_python", "arguments": {"code": code, "timeout_s": 60}}}  # fmt: skip
+    try:
+        server.stdin.write((json.dumps(hello) + "\n").encode())
+        server.stdin.flush()
+        assert json.loads(server.stdout.readline())["id"] == 1
+        server.stdin.write(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        server.stdin.write((json.dumps(call) + "\n").encode())
+        server.stdin.flush()
+        assert wait_until(lambda: bool(processes_with(marker))), "the run never started its process"
+        server.kill()
+        server.wait()
+        gone = wait_until(lambda: not processes_with(marker))
+    finally:
+        server.kill()
+        for pid in processes_with(marker):
+            kill(pid)
+    assert gone, "a process of the run outlived the code_exec server"

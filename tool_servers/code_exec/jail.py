@@ -189,16 +189,16 @@ def _init(spec: dict, keeper_alive: int, result_w: int) -> None:
 
 def _keep(spec: dict) -> int:
     """The server's child: namespaces, then wait for the init; returns the status to mirror."""
-    _set_death_signal()
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # mirroring a SIGXCPU or SIGSEGV must not dump us
-    if os.getppid() != spec["server_pid"]:
-        return SETUP_FAILED << 8
     if os.geteuid() == 0:
         os.setgroups([])
         os.setgid(NOBODY)
         os.setuid(NOBODY)
         # A uid change makes us non-dumpable, which leaves /proc/self root-owned: the id maps could not be written.
         _check(libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0), "set dumpable")
+    _set_death_signal()  # only now: a change of uid clears it
+    if os.getppid() != spec["server_pid"]:  # the server died before the death signal was armed
+        return SETUP_FAILED << 8
     _enter_namespaces()
     alive_r, alive_w = os.pipe()
     result_r, result_w = os.pipe()
