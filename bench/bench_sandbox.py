@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ def _baseline() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolves annotations through it
     spec.loader.exec_module(module)
+    shutil.rmtree(path.parent)  # loaded; the copy is no longer needed
     return module
 
 
