@@ -42,6 +42,17 @@ def test_healthy_setup_passes(tmp_path: Path) -> None:
     assert by["provider openai"]["status"] == "ok" and "sk-test-abcdef123456" not in json.dumps(checks)
     for name in ("web_search", "code_exec", "memory"):
         assert by[f"tool server {name}"]["status"] == "ok"
+    sandbox = by["code sandbox"]
+    assert sandbox["status"] in ("ok", "warn") and "Isolation here" in sandbox["detail"]
+    assert (sandbox["status"] == "ok") == ("NOT guaranteed" not in sandbox["detail"])
+
+
+def test_strict_code_sandbox_that_cannot_keep_its_promises_is_an_error(tmp_path: Path) -> None:
+    code, checks = _doctor(tmp_path, '[tool_servers.code_exec.env]\nCODE_EXEC_SANDBOX = "basic"\n'
+                           'CODE_EXEC_STRICT = "1"\n')  # fmt: skip
+    sandbox = _by_name(checks)["code sandbox"]
+    assert code == 1 and sandbox["status"] == "error"
+    assert "Strict mode is on, so code is refused" in sandbox["detail"] and "user namespaces" in sandbox["fix"]
 
 
 def test_missing_key_for_a_configured_provider_is_an_error_with_the_fix(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import Any, Literal
 
 import anyio
+import anyio.to_thread
 import httpx2
 from mcp.client.stdio import get_default_environment
 
@@ -30,6 +31,7 @@ from server.domain.config import Config, load_config
 from server.domain.registry import Registry
 from server.errors import ConfigError, LearnedModelError
 from server.tools.hub import open_tool_hub
+from tool_servers.code_exec.sandbox import probe_sandbox
 
 Status = Literal["ok", "warn", "error"]
 _LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
@@ -63,6 +65,7 @@ async def run_checks(
     checks.append(_any_model(registry))
     checks.append(_analyzer(config, registry))
     checks += await _tool_servers(config, env)
+    checks += await _code_sandbox(config, env)
     return checks
 
 
@@ -241,6 +244,23 @@ async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:
             checks.append(Check(f"tool server {name}", "error", f"`{command}` did not start: {state['error']}",
                                 f"fix tool_servers.{name} in the config or set enabled = false"))  # fmt: skip
     return checks
+
+
+async def _code_sandbox(config: Config, env: Mapping[str, str]) -> list[Check]:
+    """Which of execute_python's promises hold on this machine, probed with the child's own settings."""
+    spec = config.tool_servers.get("code_exec")
+    if spec is None or not spec.enabled:
+        return []
+    child_env = {**{name: env[name] for name in spec.pass_env if name in env}, **spec.env}
+    sandbox = await anyio.to_thread.run_sync(probe_sandbox, child_env)
+    if not sandbox.not_kept():
+        return [Check("code sandbox", "ok", sandbox.describe())]
+    fix = ("on Linux, allow unprivileged user namespaces (sysctl user.max_user_namespaces > 0, and "
+           "kernel.unprivileged_userns_clone=1 on Debian kernels or kernel.apparmor_restrict_unprivileged_userns=0 "
+           "on Ubuntu 24.04+); elsewhere, run untrusted code only in a VM or container")  # fmt: skip
+    if sandbox.strict:
+        return [Check("code sandbox", "error", sandbox.describe(), fix)]
+    return [Check("code sandbox", "warn", sandbox.describe(), fix + "; CODE_EXEC_STRICT=1 refuses code instead")]
 
 
 def run_doctor(config_path: str | None, *, generate: bool = True) -> list[Check]:

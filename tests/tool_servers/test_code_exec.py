@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import uuid
@@ -30,7 +31,8 @@ async def run(code: str, timeout_s: int = 5) -> dict:
 async def test_ordinary_code_runs_and_reports_protections() -> None:
     out = await run("print(sum(range(10)))")
     assert out["exit_code"] == 0 and out["stdout"] == "45\n"
-    assert {"empty_env", "rlimits", "process_group_kill", "temp_dir"} <= set(out["protections"])
+    assert {"empty_env", "rlimits", "temp_dir"} <= set(out["protections"])
+    assert ("pid_namespace" in out["protections"]) != ("process_group_kill" in out["protections"])
 
 
 # Sandboxed code prints its session id first: the sandbox starts each run in a session of its own, and every
@@ -82,7 +84,7 @@ async def test_writes_outside_the_run_directory_do_not_land() -> None:
     here = Path.cwd() / f"escape-{uuid.uuid4().hex}"
     out = await run(f"for p in ({target!r}, {str(here)!r}):\n    try:\n        open(p, 'w').write('x')\n"
                     "    except OSError as e:\n        print('refused', e)")  # fmt: skip
-    if {"private_tmp", "unprivileged_user"} <= set(out["protections"]):
+    if "mount_namespace" in out["protections"] or {"private_tmp", "unprivileged_user"} <= set(out["protections"]):
         assert not any(map(os.path.lexists, (target, str(here))))
     else:
         pytest.skip(f"this machine cannot confine writes: protections {out['protections']}")
@@ -107,3 +109,71 @@ async def test_over_stdio() -> None:
     async with Client(params, mode="legacy") as client:
         result = await client.call_tool("execute_python", {"code": "print(6 * 7)"})
     assert result.structured_content["stdout"] == "42\n"
+
+
+async def test_the_tool_description_says_what_holds_here() -> None:
+    async with Client(build_server(SANDBOX)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+    description = tools["execute_python"].description or ""
+    for promise in SANDBOX.kept():
+        assert promise in description
+    for promise in SANDBOX.not_kept():
+        assert "NOT guaranteed" in description and promise in description
+
+
+async def test_the_basic_sandbox_admits_what_it_cannot_promise() -> None:
+    basic = probe_sandbox({"CODE_EXEC_SANDBOX": "basic"})
+    async with Client(build_server(basic)) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        ran = await client.call_tool("execute_python", {"code": "print(2)"})
+    assert "NOT guaranteed" in (tools["execute_python"].description or "")
+    assert "every process the code starts ends with the call" in (tools["execute_python"].description or "")
+    assert ran.structured_content["stdout"] == "2\n" and "pid_namespace" not in ran.structured_content["protections"]
+
+
+async def test_strict_mode_refuses_code_it_cannot_fully_isolate() -> None:
+    strict = probe_sandbox({"CODE_EXEC_SANDBOX": "basic", "CODE_EXEC_STRICT": "1"})
+    async with Client(build_server(strict)) as client:
+        result = await client.call_tool("execute_python", {"code": "print('code-was-run')"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "strict mode" in text and "every process the code starts ends with the call" in text
+    assert "code-was-run" not in text
+
+
+async def test_strict_mode_runs_code_where_every_promise_holds() -> None:
+    strict = probe_sandbox({"CODE_EXEC_STRICT": "1"})
+    if strict.not_kept():
+        pytest.skip(f"this machine cannot keep every promise: {strict.not_kept()}")
+    async with Client(build_server(strict)) as client:
+        result = await client.call_tool("execute_python", {"code": "print('ran')"})
+    assert result.structured_content["stdout"] == "ran\n"
+
+
+async def test_a_sandbox_that_cannot_be_built_is_a_clear_error() -> None:
+    if SANDBOX.mechanism != "namespaces":
+        pytest.skip("needs the namespace sandbox")
+    broken = dataclasses.replace(SANDBOX, read_only=())  # no /usr inside: the interpreter cannot start
+    async with Client(build_server(broken)) as client:
+        result = await client.call_tool("execute_python", {"code": "print('ran')"})
+    assert result.is_error
+    text = result.content[0].text
+    assert "the code was not run" in text and "could not start the interpreter" in text
+
+
+async def test_a_run_cannot_fill_the_disk() -> None:
+    if SANDBOX.mechanism != "namespaces":
+        pytest.skip("the basic sandbox limits each file, not the total")
+    code = """import os
+written = 0
+try:
+    for i in range(100):
+        with open(f'chunk-{i}', 'wb') as fh:
+            fh.write(b'x' * 1024 * 1024)
+        written += 1
+except OSError as exc:
+    print(written, exc.strerror)
+"""
+    out = await run(code)
+    written, reason = out["stdout"].split(" ", 1)
+    assert 0 < int(written) <= 64 and reason.strip() == "No space left on device"

@@ -1,1 +1,1 @@
-"""Sandboxed Python execution: a fresh interpreter per run with limits, no secrets and no network."""
+"""Sandboxed Python execution: a fresh interpreter per run, in its own Linux namespaces where the kernel allows."""

@@ -1,4 +1,9 @@
-"""MCP tools: execute_python (sandboxed, see `sandbox`) and validate_python_syntax."""
+"""MCP tools: execute_python (sandboxed, see `sandbox`) and validate_python_syntax.
+
+The execute_python description is written from the probed sandbox, so it never promises isolation this
+machine does not give; in strict mode (`CODE_EXEC_STRICT=1`) a run that the sandbox cannot fully
+isolate is refused instead.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tool_servers._common import run_stdio
-from tool_servers.code_exec.sandbox import MAX_OUTPUT_BYTES, Sandbox, probe_sandbox, run_python
+from tool_servers.code_exec.sandbox import MAX_OUTPUT_BYTES, Sandbox, SandboxError, probe_sandbox, run_python
 
 MAX_CODE_CHARS = 200_000
 MAX_PARALLEL_RUNS = 2
@@ -41,11 +46,13 @@ class SyntaxCheck(BaseModel):
 def build_server(sandbox: Sandbox) -> MCPServer:
     mcp = MCPServer(
         name="code_exec",
-        instructions="Run Python in a sandbox: fresh temp dir, no network, no secrets, CPU/memory/process limits.",
+        instructions=f"Run Python in a sandbox with CPU/memory/process limits. {sandbox.describe()}",
     )
     slots = anyio.Semaphore(MAX_PARALLEL_RUNS)
 
-    @mcp.tool(annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
+    @mcp.tool(description=f"Execute Python code in a sandbox and return exit code, output and timing; standard "
+                          f"library only, a fresh directory per run. {sandbox.describe()}",
+              annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False,
                                           open_world_hint=False))  # fmt: skip
     async def execute_python(
         code: Annotated[
@@ -58,11 +65,14 @@ def build_server(sandbox: Sandbox) -> MCPServer:
         ],
         timeout_s: Annotated[int, Field(description="Wall-clock limit in seconds", ge=1, le=60)] = 10,
     ) -> Execution:
-        """Execute Python code in an isolated sandbox and return exit code, output and timing.
-
-        No network, no access to the host's files or environment; standard library only."""
+        refusal = sandbox.refusal()
+        if refusal:
+            raise ToolError(refusal)
         async with slots:
-            result = await anyio.to_thread.run_sync(run_python, code, float(timeout_s), sandbox)
+            try:
+                result = await anyio.to_thread.run_sync(run_python, code, float(timeout_s), sandbox)
+            except (SandboxError, OSError) as exc:
+                raise ToolError(f"the code was not run: the sandbox could not be set up ({exc})") from exc
         return Execution(**result.__dict__)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
