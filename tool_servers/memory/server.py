@@ -41,8 +41,8 @@ def build_server(store: MemoryStore) -> MCPServer:
                                           open_world_hint=False))  # fmt: skip
     async def memory_store(
         key: Annotated[str, Field(description="A short label for this memory", min_length=1, max_length=MAX_KEY_CHARS)],
-        content: Annotated[str, Field(description="What to remember (up to 1 MB)")],
-        metadata: Annotated[dict[str, Any], Field(description="Optional JSON object")] = {},  # noqa: B006
+        content: Annotated[str, Field(description="What to remember (up to 1,000,000 bytes of UTF-8)")],
+        metadata: Annotated[dict[str, Any], Field(description="Optional JSON object (up to 20,000 bytes)")] = {},  # noqa: B006
     ) -> str:
         """Store (or replace) information in long-term memory under a key."""
         try:
