@@ -27,13 +27,19 @@
 
 The MCP tools turn any `RouterError` into a `ToolError` with its message; the CLI prints it and exits 1.
 Foreign exceptions are translated once, at the boundary that meets them, with the original kept as
-`__cause__`.
+`__cause__`; `reason(exc)` is their text in a message (the type name when `str(exc)` is empty).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text for a message, never empty: `str(exc)`, or its type name when that is blank
+    (`httpx2.ReadError("")`, `TimeoutError()` and anyio's stream errors carry no text)."""
+    return str(exc).strip() or type(exc).__name__
 
 
 class RouterError(Exception):

@@ -15,6 +15,12 @@ import sys
 from mcp.server.mcpserver import MCPServer
 
 
+def reason(exc: BaseException) -> str:
+    """An exception's text for an error message, never empty: `str(exc)`, or its type name when that is blank
+    (`httpx2.ReadError("")`, `TimeoutError()`, anyio's stream errors carry no text)."""
+    return str(exc).strip() or type(exc).__name__
+
+
 def run_stdio(server: MCPServer) -> None:
     logging.basicConfig(
         stream=sys.stderr,

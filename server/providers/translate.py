@@ -21,6 +21,7 @@ from server.errors import (
     ProviderTimeout,
     ProviderUnavailable,
     RateLimited,
+    reason,
 )
 
 T = TypeVar("T")
@@ -97,7 +98,7 @@ def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: 
         if isinstance(exc, UnreadableBody) or "Validation" in name or "Decode" in name:
             return ProviderUnavailable(f"{provider} sent a response that could not be read ({name})", **ctx)
         return ProviderUnavailable(f"{provider} call failed: {name}", **ctx)
-    message, code = _body_message(getattr(exc, "body", None), str(exc))
+    message, code = _body_message(getattr(exc, "body", None), reason(exc))
     text = f"{provider} HTTP {status}: {message}"
     response = getattr(exc, "response", None)
     if status == 429:
