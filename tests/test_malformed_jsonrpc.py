@@ -16,8 +16,9 @@ from tests.helpers import cli_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.anyio]
 
+CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": "init", "method": "initialize",
-        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}  # fmt: skip
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": CLIENT}}  # fmt: skip
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 CALL = '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"x","arguments":{"k":"%s"}}}'
 
