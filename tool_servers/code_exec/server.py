@@ -18,6 +18,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tool_servers._common import reason, run_stdio
+from tool_servers._strict_args import strict_arguments
 from tool_servers.code_exec.sandbox import MAX_OUTPUT_BYTES, Sandbox, SandboxError, probe_sandbox, run_python
 
 MAX_CODE_CHARS = 200_000
@@ -89,7 +90,7 @@ def build_server(sandbox: Sandbox) -> MCPServer:
             raise ToolError(f"cannot parse this code: {reason(exc)}") from exc
         return SyntaxCheck(valid=True, message="valid Python syntax")
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tool_servers._common import run_stdio
+from tool_servers._strict_args import strict_arguments
 from tool_servers.memory.store import MAX_KEY_CHARS, MemoryInputError, MemoryStore, default_path
 
 _PREVIEW_CHARS = 2_000
@@ -82,7 +83,7 @@ def build_server(store: MemoryStore) -> MCPServer:
         return ListResult(total=total, items=[Memory(key=h.key, content=h.content[:_PREVIEW_CHARS],
                                                      metadata=h.metadata) for h in hits])  # fmt: skip
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py
 
 
 def main(path: Path | None = None) -> None:
