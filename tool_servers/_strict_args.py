@@ -62,11 +62,25 @@ def _closed(schema: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def wrong_arguments(validator: Draft202012Validator, arguments: dict[str, Any]) -> list[str]:
-    """One readable line per wrong argument, in argument order; empty when the arguments are accepted."""
-    problems: list[str] = []
-    for error in sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path]):
-        problems.append(_describe(error, validator.schema))
-    return problems
+    """One readable line per argument of the wrong type, unknown or missing; empty when there is none.
+
+    Value constraints (lengths, bounds, enums) are left to the SDK's own validation, which already enforces
+    them with messages that name the limit.
+    """
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: [str(p) for p in e.absolute_path])
+    return [_describe(error, validator.schema) for error in errors if _is_about_kind(error, validator)]
+
+
+def _is_about_kind(error: ValidationError, validator: Draft202012Validator) -> bool:
+    """Whether an error is about an argument's JSON type or presence, not about its value."""
+    if error.validator in ("type", "additionalProperties", "required"):
+        return True
+    if error.validator in ("anyOf", "oneOf") and isinstance(error.validator_value, list):  # `T | None`
+        kinds = [option.get("type") for option in error.validator_value if isinstance(option, dict)]
+        return bool(kinds) and all(
+            isinstance(kind, str) and not validator.is_type(error.instance, kind) for kind in kinds
+        )
+    return False
 
 
 def _describe(error: ValidationError, schema: Mapping[str, Any]) -> str:
