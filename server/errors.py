@@ -20,7 +20,8 @@
     └── ProviderError              a provider call failed (translated once, at the adapter boundary)
         ├── RateLimited            429; retry_after_s from Retry-After when given
         ├── ProviderTimeout        no answer in time
-        ├── ProviderUnavailable    5xx, Anthropic 529 overloaded, connection refused/reset, garbled body
+        ├── ProviderUnavailable    5xx, Anthropic 529 overloaded, connection dropped mid-request, garbled body
+        │   └── ProviderUnreachable    no connection at all (refused, no route, DNS): skipped for a while
         ├── AuthError              401/403; names the env var to set or fix, never the key
         ├── BadRequest             the request itself is wrong (400/404/422)
         └── ContextTooLong         the prompt does not fit the model's context window
@@ -152,7 +153,13 @@ class ProviderTimeout(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    pass
+    """The provider was reached but did not answer usefully (5xx, overloaded, the connection dropped mid-request,
+    a garbled body): worth one more try after a backoff, like a 5xx."""
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection could be made at all (refused, no route, DNS): the request never reached the provider, so
+    retrying at once is pointless; the fallback skips the provider for a while."""
 
 
 class AuthError(ProviderError):
