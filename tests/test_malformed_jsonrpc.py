@@ -4,17 +4,20 @@ request that carries an id with exactly one error, stay silent for notifications
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import anyio
+import httpx2
 import pytest
 from anyio.streams.text import TextReceiveStream
 
-from tests.helpers import cli_env
+from tests.helpers import accepting, cli_env, free_port, wait_until
 
-pytestmark = [pytest.mark.slow, pytest.mark.anyio]
+pytestmark = pytest.mark.slow
 
 CLIENT = {"name": "t", "version": "1"}
 INIT = {"jsonrpc": "2.0", "id": "init", "method": "initialize",
@@ -78,6 +81,7 @@ async def _exchange(command: list[str], env: dict[str, str]) -> list[dict[str, A
     return received
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("name", ["host", "memory", "web_search", "code_exec"])
 async def test_each_invalid_request_gets_exactly_one_error_reply(tmp_path: Path, name: str) -> None:
     command, env = _servers(tmp_path)[name]
@@ -95,3 +99,27 @@ async def test_each_invalid_request_gets_exactly_one_error_reply(tmp_path: Path,
         expected.setdefault(request_id, []).append(code)
     assert {k: sorted(v) for k, v in by_id.items()} == {k: sorted(v) for k, v in expected.items()}
     assert [m for m in received if m.get("id") == "alive"] == [{"jsonrpc": "2.0", "id": "alive", "result": {}}]
+
+
+def test_over_streamable_http_each_invalid_request_gets_its_error(tmp_path: Path) -> None:
+    port = free_port()
+    command = [sys.executable, "-m", "server", "serve", "--transport", "streamable-http", "--port", str(port)]
+    process = subprocess.Popen(command, env=cli_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/mcp"
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    try:
+        wait_until(accepting(port, process), within=60, what=f"serve accepting on port {port}")
+        opened = httpx2.post(url, json=INIT, headers=headers, timeout=30)
+        session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+        httpx2.post(url, json=INITIALIZED, headers=session, timeout=30)
+        replies = [
+            (httpx2.post(url, content=line, headers=session, timeout=30), rid, code) for line, rid, code in ANSWERED
+        ]
+        alive = httpx2.post(url, json=ALIVE, headers=session, timeout=30)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    for response, request_id, code in replies:
+        assert response.status_code == 400, response.text
+        assert response.json() == {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": ANY}}
+    assert alive.status_code == 200 and '"id":"alive"' in alive.text
