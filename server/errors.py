@@ -20,20 +20,27 @@
     └── ProviderError              a provider call failed (translated once, at the adapter boundary)
         ├── RateLimited            429; retry_after_s from Retry-After when given
         ├── ProviderTimeout        no answer in time
-        ├── ProviderUnavailable    5xx, Anthropic 529 overloaded, connection refused/reset, garbled body
+        ├── ProviderUnavailable    5xx, Anthropic 529 overloaded, connection dropped mid-request, garbled body
+        │   └── ProviderUnreachable    no connection at all (refused, no route, DNS): skipped for a while
         ├── AuthError              401/403; names the env var to set or fix, never the key
         ├── BadRequest             the request itself is wrong (400/404/422)
         └── ContextTooLong         the prompt does not fit the model's context window
 
 The MCP tools turn any `RouterError` into a `ToolError` with its message; the CLI prints it and exits 1.
 Foreign exceptions are translated once, at the boundary that meets them, with the original kept as
-`__cause__`.
+`__cause__`; `reason(exc)` is their text in a message (the type name when `str(exc)` is empty).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+
+def reason(exc: BaseException) -> str:
+    """An exception's text for a message, never empty: `str(exc)`, or its type name when that is blank
+    (`httpx2.ReadError("")`, `TimeoutError()` and anyio's stream errors carry no text)."""
+    return str(exc).strip() or type(exc).__name__
 
 
 class RouterError(Exception):
@@ -146,7 +153,13 @@ class ProviderTimeout(ProviderError):
 
 
 class ProviderUnavailable(ProviderError):
-    pass
+    """The provider was reached but did not answer usefully (5xx, overloaded, the connection dropped mid-request,
+    a garbled body): worth one more try after a backoff, like a 5xx."""
+
+
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection could be made at all (refused, no route, DNS): the request never reached the provider, so
+    retrying at once is pointless; the fallback skips the provider for a while."""
 
 
 class AuthError(ProviderError):

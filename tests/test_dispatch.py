@@ -33,6 +33,7 @@ from server.errors import (
     ContextTooLong,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     TaskStopped,
 )
@@ -305,7 +306,7 @@ async def test_deadline_ends_a_hung_chain_promptly(registry_all_keys: Registry, 
 
 async def test_an_unreachable_provider_is_not_retried_and_then_skipped(registry_all_keys: Registry, db) -> None:
     dispatcher, pool, slept = make(registry_all_keys, db)
-    refused = ProviderUnavailable("connection refused", provider="openai")  # no HTTP status: never connected
+    refused = ProviderUnreachable("connection refused", provider="openai")  # never connected
     first = pool.script("openai/gpt-4.1", refused)
     pool.script("google/gemini-2.5-flash", text_reply("one"), text_reply("two"))
     ids = ("openai/gpt-4.1", "google/gemini-2.5-flash")
@@ -317,3 +318,16 @@ async def test_an_unreachable_provider_is_not_retried_and_then_skipped(registry_
         ("openai/gpt-4.1", "skipped"),
         ("google/gemini-2.5-flash", "ok"),
     ]
+
+
+async def test_a_dropped_connection_is_retried_like_a_5xx_and_not_skipped(registry_all_keys: Registry, db) -> None:
+    dispatcher, pool, slept = make(registry_all_keys, db)
+    dropped = ProviderUnavailable("openai dropped the connection before answering (ReadError)", provider="openai")
+    first = pool.script("openai/gpt-4.1", dropped, dropped, text_reply("later"))
+    pool.script("google/gemini-2.5-flash", text_reply("one"))
+    ids = ("openai/gpt-4.1", "google/gemini-2.5-flash")
+    outcome = await dispatcher.run(chain(registry_all_keys, *ids), job())
+    assert outcome.model.id == "google/gemini-2.5-flash"
+    assert len(first.requests) == 2 and len(slept) == 1 and slept[0] > 0  # one retry after a backoff, then next
+    again = await dispatcher.run(chain(registry_all_keys, *ids), job())
+    assert again.model.id == "openai/gpt-4.1"  # not skipped as unreachable: it was reached a moment ago

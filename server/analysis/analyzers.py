@@ -17,7 +17,7 @@ from server.analysis.local import ANALYZER_VERSION, analyze_task
 from server.analysis.vectorize import vectorize
 from server.domain.config import Config
 from server.domain.tasks import TaskAnalysis
-from server.errors import InvalidTask, LearnedModelError
+from server.errors import InvalidTask, LearnedModelError, reason
 
 log = logging.getLogger("model_router.analysis")
 
@@ -107,7 +107,8 @@ def load_analyzer(config: Config) -> Analyzer:
             return LearnedAnalyzer(load(learned_model_path(config)))
         except LearnedModelError as exc:
             log.warning("%s; using the built-in analyser", exc)
-            return BuiltinAnalyzer(notes=(f"learned analyser unusable ({exc}); the built-in analyser answered",))
+            note = f"learned analyser unusable ({reason(exc)}); the built-in analyser answered"
+            return BuiltinAnalyzer(notes=(note,))
     if name.startswith("llm:"):
         from server.analysis.llm import LlmAnalyzer
 

@@ -27,7 +27,7 @@ from typing import Any
 from server.analysis.metrics import CategoryItem, PairItem, threshold_for
 from server.analysis.vectorize import HASH_BITS, STRUCTURAL, SparseVector, vectorize
 from server.domain.tasks import Category
-from server.errors import LearnedModelError
+from server.errors import LearnedModelError, reason
 
 FORMAT = "model-router/learned-router"
 FORMAT_VERSION = 1
@@ -255,7 +255,7 @@ def load(path: Path) -> LearnedModel:
     except (ValueError, EOFError, gzip.BadGzipFile):  # BadGzipFile is an OSError: first
         raise LearnedModelError(f"the learned model {path} is corrupt (not gzip'd JSON); {retrain}") from None
     except OSError as exc:
-        raise LearnedModelError(f"cannot read the learned model {path} ({exc}); {retrain}") from None
+        raise LearnedModelError(f"cannot read the learned model {path} ({reason(exc)}); {retrain}") from None
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise LearnedModelError(f"{path} is not a model-router learned model; {retrain}")
     if document.get("format_version") != FORMAT_VERSION:

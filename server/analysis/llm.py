@@ -28,7 +28,7 @@ from server.analysis.local import analyze_task
 from server.domain.config import ModelConfig
 from server.domain.messages import ChatRequest, ChatResponse, Message
 from server.domain.tasks import Category, TaskAnalysis
-from server.errors import InvalidTask, RouterError
+from server.errors import InvalidTask, RouterError, reason
 
 CACHE_SIZE = 2048
 _TASK_CHARS = 12_000  # the head of long tasks is enough to judge them; keeps the analyser call cheap
@@ -98,7 +98,7 @@ class LlmAnalyzer:
                 verdict = await self._ask(task)
             except _Failed as exc:
                 return self.fallback.analyze_now(
-                    task, history_tokens, notes=(f"LLM analyser {self.model_id} failed: {exc}; the built-in "
+                    task, history_tokens, notes=(f"LLM analyser {self.model_id} failed: {reason(exc)}; the built-in "
                                                  "analyser answered",))  # fmt: skip
             self._remember(key, verdict)
         note = f"LLM analyser {self.model_id}{' (cached)' if cached else ''}: " + "; ".join(verdict.reasons[:3])
@@ -132,7 +132,7 @@ class LlmAnalyzer:
         except TimeoutError:
             raise _Failed(f"no answer within {self.timeout_s:g} s") from None
         except RouterError as exc:
-            raise _Failed(str(exc)) from None
+            raise _Failed(reason(exc)) from None
         return parse_verdict(response.message.text)
 
 

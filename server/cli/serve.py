@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     # stalled every request in flight) into a few ms.
     gc.freeze()
     if args.transport == "stdio":
-        server.run("stdio")  # the SDK's transport: fd 1 points at stderr while serving, stray prints miss the wire
+        from tool_servers._wire_guard import serve_guarded
+
+        # The SDK's transport (fd 1 points at stderr while serving, stray prints miss the wire) behind a line
+        # guard that answers every invalid JSON-RPC request with an error instead of dropping it.
+        serve_guarded(lambda: server.run("stdio"))
         return 0
     from server.mcp.http_service import TOKEN_ENV, serve_http
 

@@ -1,9 +1,10 @@
 """The fallback chain: tries a route's models in order under one error policy, like a single model.
 
 Policy depends only on the error type (see `server.errors`):
-- rate limited / timeout / unavailable → bounded retry of the same model (backoff with jitter, honouring
-  Retry-After up to a cap), then the next model; a provider that refused the connection is not retried and
-  is skipped for `unreachable_skip_s` while another model remains;
+- rate limited / timeout / unavailable (5xx, a connection dropped mid-request) → bounded retry of the same
+  model (backoff with jitter, honouring Retry-After up to a cap), then the next model; an unreachable
+  provider (connection refused: `ProviderUnreachable`) is not retried and is skipped for
+  `unreachable_skip_s` while another model remains;
 - context too long → only models with a larger context window than the one that refused;
 - auth / bad request → `TaskStopped` at once with the provider's reason (auth errors name the env var);
 - a budget with no room → the next (cheaper) model;
@@ -35,7 +36,7 @@ from server.errors import (
     ContextTooLong,
     NotRecorded,
     ProviderError,
-    ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
     TaskStopped,
 )
@@ -153,7 +154,7 @@ class FallbackChain:
                 return exc
             except ProviderError as exc:
                 last = exc
-                if exc.status is None and isinstance(exc, ProviderUnavailable):  # could not connect at all
+                if isinstance(exc, ProviderUnreachable):  # could not connect at all: a retry would not either
                     self._unreachable_until[model.provider] = self._clock() + self.limits.unreachable_skip_s
                     return exc
                 delay = self._retry_delay(exc, retry)

@@ -32,6 +32,7 @@ from server.execution.completion import (
 from server.execution.runtime import Runtime, open_runtime
 from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, model_rows
 from server.routing.selector import Preference, RouteOptions
+from tool_servers._strict_args import strict_arguments
 
 log = logging.getLogger("model_router")
 
@@ -247,4 +248,4 @@ def build_server(
     def models_resource() -> str:
         return json.dumps(model_rows(router.registry), indent=1)
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py

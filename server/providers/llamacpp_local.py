@@ -22,7 +22,7 @@ import anyio
 import anyio.to_thread
 
 from server.domain.messages import ChatRequest, ChatResponse, FinishReason, Message, TextPart, ToolResultPart, Usage
-from server.errors import ConfigError, ProviderUnavailable
+from server.errors import ConfigError, ProviderUnavailable, reason
 
 INSTALL_HINT = "pip install 'mcp-model-router[local]'"
 _CONTEXT_TOKENS = 8192  # of the model's 32k: enough for routed sub-tasks, modest memory
@@ -160,9 +160,9 @@ class LlamaCppModel:
             try:
                 result = await self._generate_stoppably(request)
             except ConfigError as exc:  # not installed: unavailable here, the next model may serve
-                raise ProviderUnavailable(str(exc), provider=self._provider, model=request.model) from exc
+                raise ProviderUnavailable(reason(exc), provider=self._provider, model=request.model) from exc
             except (ValueError, RuntimeError, OSError) as exc:
-                raise ProviderUnavailable(f"the embedded model failed: {exc}", provider=self._provider,
+                raise ProviderUnavailable(f"the embedded model failed: {reason(exc)}", provider=self._provider,
                                           model=request.model) from exc  # fmt: skip
         choice = result["choices"][0]
         usage = result.get("usage") or {}

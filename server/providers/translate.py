@@ -20,7 +20,9 @@ from server.errors import (
     ProviderError,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
+    reason,
 )
 
 T = TypeVar("T")
@@ -93,11 +95,11 @@ def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: 
         if "Timeout" in name:
             return ProviderTimeout(f"{provider} did not answer in time", **ctx)
         if "Connection" in name:
-            return ProviderUnavailable(f"{provider} could not be reached: {_cause(exc)}", **ctx)
+            return _connection_error(exc, provider, ctx)
         if isinstance(exc, UnreadableBody) or "Validation" in name or "Decode" in name:
             return ProviderUnavailable(f"{provider} sent a response that could not be read ({name})", **ctx)
         return ProviderUnavailable(f"{provider} call failed: {name}", **ctx)
-    message, code = _body_message(getattr(exc, "body", None), str(exc))
+    message, code = _body_message(getattr(exc, "body", None), reason(exc))
     text = f"{provider} HTTP {status}: {message}"
     response = getattr(exc, "response", None)
     if status == 429:
@@ -116,6 +118,25 @@ def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: 
     return BadRequest(text, status=status, **ctx)
 
 
-def _cause(exc: BaseException) -> str:
-    cause = exc.__cause__ or exc.__context__
-    return type(cause).__name__ if cause else type(exc).__name__
+def _connection_error(exc: BaseException, provider: str, ctx: dict[str, Any]) -> ProviderUnavailable:
+    """Refused (never connected: `ProviderUnreachable`) or dropped after the request was sent (a server that
+    closed or reset the connection mid-request, `ProviderUnavailable`, retried like a 5xx)."""
+    chain = _causes(exc)
+    transport = chain[1] if len(chain) > 1 else exc  # the HTTP library's error under the SDK's wrapper
+    detail = next((str(e).strip() for e in chain[1:] if str(e).strip()), "")
+    what = f"{type(transport).__name__}: {detail}" if detail else type(transport).__name__
+    if type(transport).__name__ in _NEVER_CONNECTED:
+        return ProviderUnreachable(f"{provider} could not be reached ({what})", **ctx)
+    return ProviderUnavailable(f"{provider} dropped the connection before answering ({what})", **ctx)
+
+
+_NEVER_CONNECTED = {"ConnectError", "ConnectionRefusedError", "gaierror", "UnsupportedProtocol"}
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import struct
+import threading
 from pathlib import Path
 
 import httpx2
@@ -14,6 +17,7 @@ from server.errors import (
     ContextTooLong,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
     RateLimited,
 )
 from server.providers import make_chat_model
@@ -82,11 +86,11 @@ async def test_hung_socket_is_a_timeout(fake: f.FakeProviders, kind: str) -> Non
             await _model(kind, fake, client).chat(ChatRequest("m", (Message.user("hi"),), timeout_s=0.5))
 
 
-async def test_connection_refused_is_unavailable_without_status() -> None:
+async def test_connection_refused_is_unreachable_without_status() -> None:
     async with httpx2.AsyncClient() as client:
         model = make_chat_model("openai", provider_id="ollama", base_url="http://127.0.0.1:9/v1", api_key=None,
                                 api_key_env=None, http_client=client, data_dir=Path("/x"))  # fmt: skip
-        with pytest.raises(ProviderUnavailable) as info:
+        with pytest.raises(ProviderUnreachable) as info:
             await model.chat(ChatRequest("qwen3:1.7b", (Message.user("hi"),)))
     assert info.value.status is None
 
@@ -104,3 +108,61 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, now=1445412470.0) == 10.0
     assert retry_after_seconds({"retry-after": "soon"}) is None
     assert retry_after_seconds({}) is None
+
+
+class _DroppingServer:
+    """A loopback socket that reads each HTTP request and then closes the connection without answering
+    (`reset`: with an RST, as a crashed or restarted server does)."""
+
+    def __init__(self, *, reset: bool) -> None:
+        self.requests = 0
+        self._reset = reset
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}/v1"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:
+                return
+            with conn:
+                received = b""
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+                self.requests += 1
+                if self._reset:
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    def close(self) -> None:
+        self._socket.close()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+@pytest.mark.parametrize("reset", [False, True], ids=["closed", "reset"])
+async def test_a_connection_dropped_mid_request_is_unavailable_not_unreachable(kind: str, reset: bool) -> None:
+    server = _DroppingServer(reset=reset)
+    try:
+        async with httpx2.AsyncClient() as client:
+            model = make_chat_model(kind, provider_id=kind, base_url=server.url, api_key="test-key-1234",
+                                    api_key_env="X_API_KEY", http_client=client, data_dir=Path("/x"))  # fmt: skip
+            with pytest.raises(ProviderUnavailable) as info:
+                await model.chat(ChatRequest("m", (Message.user("hi"),)))
+    finally:
+        server.close()
+    assert server.requests == 1  # the request was delivered, then the connection went away
+    assert not isinstance(info.value, ProviderUnreachable)  # so the fallback retries it like a 5xx
+    assert "dropped the connection" in str(info.value)
+    assert ("ReadError: [Errno 104]" if reset else "RemoteProtocolError: Server disconnected") in str(info.value)
+
+
+async def test_connection_refused_is_unreachable() -> None:
+    async with httpx2.AsyncClient() as client:
+        model = make_chat_model("anthropic", provider_id="anthropic", base_url="http://127.0.0.1:9", api_key="k",
+                                api_key_env="ANTHROPIC_API_KEY", http_client=client, data_dir=Path("/x"))  # fmt: skip
+        with pytest.raises(ProviderUnreachable, match="could not be reached"):
+            await model.chat(ChatRequest("m", (Message.user("hi"),)))

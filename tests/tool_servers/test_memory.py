@@ -112,3 +112,12 @@ def test_a_distinctive_word_outranks_words_every_item_has(tmp_path: Path) -> Non
     hits = store.search("meeting zebra giraffe", top_k=4)  # no item has all three words
     assert hits[0].key == "zebra"  # found through the distinctive word, before the common one is ranked
     assert len(hits) == 4 and len({h.key for h in hits}) == 4  # then filled from the common word
+
+
+async def test_metadata_limit_counts_utf8_bytes(tmp_path: Path) -> None:
+    async with Client(build_server(MemoryStore(tmp_path / "m.db"))) as client:
+        ascii_ok = await client.call_tool("memory_store", {"key": "a", "content": "x", "metadata": {"n": "e" * 19_000}})
+        # 12,000 characters, 24,000 bytes: over the limit although far under it in characters
+        accented = await client.call_tool("memory_store", {"key": "b", "content": "x", "metadata": {"n": "é" * 12_000}})
+    assert not ascii_ok.is_error
+    assert accented.is_error and "24,009 bytes" in _text(accented) and "20,000 bytes" in _text(accented)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import sys
 
@@ -119,3 +120,15 @@ async def test_over_stdio(http: LoopbackHTTP) -> None:
         assert {t.name for t in (await client.list_tools()).tools} == {"web_search", "fetch_url"}
         result = await client.call_tool("fetch_url", {"url": f"{http.url}/owls"})
     assert "Owls are birds." in _text(result)
+
+
+async def test_a_gzip_bomb_fails_naming_the_decompressed_size_limit(http: LoopbackHTTP) -> None:
+    bomb = gzip.compress(b"<html><body>" + bytes(64 * 1024 * 1024), 9)  # 64 MB of zeros in about 64 KB
+    http.routes["/bomb"] = lambda _: (200, {"Content-Type": "text/html", "Content-Encoding": "gzip"}, bomb)
+    http.html("/plain", "<p>" + "big " * 1_500_000 + "</p>")  # 6 MB, not compressed: cut, as before
+    async with Client(build_server(None, Guard(allow_private=True))) as client:
+        exploded = await client.call_tool("fetch_url", {"url": f"{http.url}/bomb"})
+        plain = await client.call_tool("fetch_url", {"url": f"{http.url}/plain", "max_length": 100})
+    assert exploded.is_error
+    assert "decompressed size limit of 5,242,880 bytes" in _text(exploded) and "gzip" in _text(exploded)
+    assert not plain.is_error and "start_index=100" in _text(plain)

@@ -17,7 +17,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from tool_servers._common import run_stdio
+from tool_servers._common import reason, run_stdio
+from tool_servers._strict_args import strict_arguments
 from tool_servers.code_exec.sandbox import MAX_OUTPUT_BYTES, Sandbox, SandboxError, probe_sandbox, run_python
 
 MAX_CODE_CHARS = 200_000
@@ -72,7 +73,7 @@ def build_server(sandbox: Sandbox) -> MCPServer:
             try:
                 result = await anyio.to_thread.run_sync(run_python, code, float(timeout_s), sandbox)
             except (SandboxError, OSError) as exc:
-                raise ToolError(f"the code was not run: the sandbox could not be set up ({exc})") from exc
+                raise ToolError(f"the code was not run: the sandbox could not be set up ({reason(exc)})") from exc
         return Execution(**result.__dict__)
 
     @mcp.tool(annotations=ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False))
@@ -86,10 +87,10 @@ def build_server(sandbox: Sandbox) -> MCPServer:
             return SyntaxCheck(valid=False, message=f"{exc.msg} (line {exc.lineno}, column {exc.offset})",
                                line=exc.lineno, column=exc.offset)  # fmt: skip
         except (ValueError, RecursionError) as exc:  # null bytes, absurd nesting
-            raise ToolError(f"cannot parse this code: {exc}") from exc
+            raise ToolError(f"cannot parse this code: {reason(exc)}") from exc
         return SyntaxCheck(valid=True, message="valid Python syntax")
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py
 
 
 def main() -> None:

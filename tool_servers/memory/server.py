@@ -12,6 +12,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from tool_servers._common import run_stdio
+from tool_servers._strict_args import strict_arguments
 from tool_servers.memory.store import MAX_KEY_CHARS, MemoryInputError, MemoryStore, default_path
 
 _PREVIEW_CHARS = 2_000
@@ -41,8 +42,8 @@ def build_server(store: MemoryStore) -> MCPServer:
                                           open_world_hint=False))  # fmt: skip
     async def memory_store(
         key: Annotated[str, Field(description="A short label for this memory", min_length=1, max_length=MAX_KEY_CHARS)],
-        content: Annotated[str, Field(description="What to remember (up to 1 MB)")],
-        metadata: Annotated[dict[str, Any], Field(description="Optional JSON object")] = {},  # noqa: B006
+        content: Annotated[str, Field(description="What to remember (up to 1,000,000 bytes of UTF-8)")],
+        metadata: Annotated[dict[str, Any], Field(description="Optional JSON object (up to 20,000 bytes)")] = {},  # noqa: B006
     ) -> str:
         """Store (or replace) information in long-term memory under a key."""
         try:
@@ -82,7 +83,7 @@ def build_server(store: MemoryStore) -> MCPServer:
         return ListResult(total=total, items=[Memory(key=h.key, content=h.content[:_PREVIEW_CHARS],
                                                      metadata=h.metadata) for h in hits])  # fmt: skip
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py
 
 
 def main(path: Path | None = None) -> None:

@@ -174,6 +174,9 @@ def _validate(key: str, content: str, metadata: dict[str, Any]) -> str:
     if not isinstance(metadata, dict):
         raise MemoryInputError("metadata must be a JSON object")
     text = json.dumps(metadata, ensure_ascii=False)
-    if len(text) > MAX_METADATA_BYTES:
-        raise MemoryInputError(f"metadata is larger than {MAX_METADATA_BYTES:,} bytes")
+    size = len(text.encode("utf-8", "surrogatepass"))  # bytes, as the limit says: "é" is 2, "😀" is 4
+    if size > MAX_METADATA_BYTES:
+        raise MemoryInputError(
+            f"metadata is {size:,} bytes of UTF-8 JSON; the limit is {MAX_METADATA_BYTES:,} bytes. Keep it small"
+        )
     return text

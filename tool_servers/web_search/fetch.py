@@ -1,8 +1,8 @@
 """Fetch one URL safely: every hop checked by the SSRF guard and pinned to the checked address.
 
-Redirects are followed by hand (at most `MAX_REDIRECTS`), the body is read up to `MAX_BYTES`, and the
-whole fetch has a deadline. HTTPS to a pinned address keeps the real host name for SNI and certificate
-verification.
+Redirects are followed by hand (at most `MAX_REDIRECTS`), the body is read up to `MAX_BYTES` after
+decompression (a compressed body that inflates past it fails), and the whole fetch has a deadline. HTTPS
+to a pinned address keeps the real host name for SNI and certificate verification.
 """
 
 from __future__ import annotations
@@ -71,9 +71,17 @@ async def fetch(url: str, guard: Guard, client: httpx2.AsyncClient, *, max_bytes
 
 
 async def _read_capped(response: httpx2.Response, max_bytes: int) -> tuple[bytes, bool]:
+    """The body up to `max_bytes` after decompression; a plain body past the cap is cut (the caller says so),
+    a compressed one fails: a page that inflates past the cap is a decompression bomb or nothing worth reading."""
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_bytes():  # decoded in bounded steps: memory stays near max_bytes
         body.extend(chunk)
         if len(body) > max_bytes:
+            encoding = response.headers.get("content-encoding", "").strip().lower()
+            if encoding and encoding != "identity":
+                raise FetchError(
+                    f"the page inflates past the decompressed size limit of {max_bytes:,} bytes "
+                    f"({encoding}, {response.num_bytes_downloaded:,} compressed bytes received); it was not read"
+                )
             return bytes(body[:max_bytes]), True
     return bytes(body), False

@@ -13,7 +13,8 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from tool_servers._common import run_stdio
+from tool_servers._common import reason, run_stdio
+from tool_servers._strict_args import strict_arguments
 from tool_servers.web_search.fetch import FetchError, fetch
 from tool_servers.web_search.html_text import html_to_text
 from tool_servers.web_search.search import Backend, SearchError, backend_from_env, search
@@ -71,10 +72,10 @@ def build_server(
         except Refused as exc:
             raise ToolError(f"refused: {exc}") from exc
         except (FetchError, httpx2.HTTPError) as exc:
-            raise ToolError(f"could not fetch {url}: {exc or type(exc).__name__}") from exc
+            raise ToolError(f"could not fetch {url}: {reason(exc)}") from exc
         return _page_text(page.url, page.status, page.content_type, page.body, page.truncated, max_length, start_index)
 
-    return mcp
+    return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py
 
 
 def _page_text(url: str, status: int, content_type: str, body: bytes, truncated: bool, max_length: int,
