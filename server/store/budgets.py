@@ -4,7 +4,8 @@ A reservation is a row in `reservations` held until the attempt it paid for is r
 deletes it in the same transaction) or until it expires: a process killed mid-call leaves one behind, and
 it stops counting at `expires_at`. `reserve` reads the positions and inserts the hold inside one
 `BEGIN IMMEDIATE` transaction, which SQLite serialises across connections and processes: no two
-reservations can both see the room that only one of them fits in.
+reservations can both see the room that only one of them fits in. A reservation that replaces earlier
+holds deletes them in that same transaction, and a refusal rolls the deletion back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ from server.store.db import Database
 from server.store.interface import Hold, Limit, Refused, Scope, WindowUsage, fits, window_starts
 
 
+class _NoRoom(Exception):
+    """Raised inside the transaction to roll it back; carries the refusal `reserve` returns."""
+
+    def __init__(self, refused: Refused) -> None:
+        super().__init__("no room")
+        self.refused = refused
+
+
 class SqliteBudgetWindows:
     """The `BudgetWindows` protocol on SQLite."""
 
@@ -26,12 +35,15 @@ class SqliteBudgetWindows:
     async def usage(self, scopes: Sequence[Scope], *, now: float) -> list[WindowUsage]:
         return await self._db.read(lambda conn: [_usage(conn, scope, now) for scope in scopes])
 
-    async def reserve(self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float) -> int | Refused:
-        def txn(conn: sqlite3.Connection) -> int | Refused:
+    async def reserve(
+        self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float, replacing: Sequence[int] = ()
+    ) -> int | Refused:
+        def txn(conn: sqlite3.Connection) -> int:
+            conn.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in replacing])
             for limit in limits:
                 position = _usage(conn, limit.scope, now)
                 if not fits(limit.limit_pusd, position, hold.amount_pusd):
-                    return Refused(limit, position)
+                    raise _NoRoom(Refused(limit, position))  # rolls back the deletion of `replacing`
             cur = conn.execute(
                 "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -40,7 +52,10 @@ class SqliteBudgetWindows:
             conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))  # housekeeping
             return int(cur.lastrowid or 0)
 
-        return await self._db.write(txn)
+        try:
+            return await self._db.write(txn)
+        except _NoRoom as refused:
+            return refused.refused
 
     async def release(self, reservation_id: int) -> None:
         await self._db.write(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)))
