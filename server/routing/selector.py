@@ -240,8 +240,8 @@ def _within_budget(
             kept.append(model)
     if len(kept) < len(fit):
         reasons.append(
-            f"{budget.describe()}: models that could cost more (or have no price) are excluded; self-hosted $0 "
-            "models always fit"
+            f"{budget.describe()}: models that could cost more (or have no price) are excluded (raise "
+            f"budgets.{budget.name}_usd or lower max_tokens to allow them); self-hosted $0 models always fit"
         )
     callable_here = any(registry.is_available(m) for m in kept)
     if not kept or (not callable_here and any(registry.is_available(m) for m in fit)):
