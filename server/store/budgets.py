@@ -18,14 +18,6 @@ from server.store.db import Database
 from server.store.interface import Hold, Limit, Refused, Scope, WindowUsage, fits, window_starts
 
 
-class _NoRoom(Exception):
-    """Raised inside the transaction to roll it back; carries the refusal `reserve` returns."""
-
-    def __init__(self, refused: Refused) -> None:
-        super().__init__("no room")
-        self.refused = refused
-
-
 class SqliteBudgetWindows:
     """The `BudgetWindows` protocol on SQLite."""
 
@@ -38,12 +30,15 @@ class SqliteBudgetWindows:
     async def reserve(
         self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float, replacing: Sequence[int] = ()
     ) -> int | Refused:
-        def txn(conn: sqlite3.Connection) -> int:
+        def txn(conn: sqlite3.Connection) -> int | Refused:
+            conn.execute("SAVEPOINT replace_holds")
             conn.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in replacing])
             for limit in limits:
                 position = _usage(conn, limit.scope, now)
                 if not fits(limit.limit_pusd, position, hold.amount_pusd):
-                    raise _NoRoom(Refused(limit, position))  # rolls back the deletion of `replacing`
+                    conn.execute("ROLLBACK TO replace_holds")  # a refusal keeps the holds it would replace
+                    return Refused(limit, position)
+            conn.execute("RELEASE replace_holds")
             cur = conn.execute(
                 "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
@@ -52,10 +47,7 @@ class SqliteBudgetWindows:
             conn.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))  # housekeeping
             return int(cur.lastrowid or 0)
 
-        try:
-            return await self._db.write(txn)
-        except _NoRoom as refused:
-            return refused.refused
+        return await self._db.write(txn)
 
     async def release(self, reservation_id: int) -> None:
         await self._db.write(lambda conn: conn.execute("DELETE FROM reservations WHERE id = ?", (reservation_id,)))
