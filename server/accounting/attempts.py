@@ -1,16 +1,19 @@
 """The accounting hook around every provider attempt: hold the worst case before a call, record it after.
 
-`AttemptBook.open` starts one attempt's `AttemptMeter`. Before each provider call the caller asks the meter
-to `reserve` that round's worst case against the budgets (`BudgetGuard.reserve`); after each call it adds
-the reported usage; at the end `close` prices the attempt (`domain.pricing.token_cost`), builds its one
-`AttemptRecord` and awaits `ledger.record(record, settle=reservations)`: the row and the deletion of its
-reservations commit in one transaction.
+`AttemptBook.open` starts one attempt's `AttemptMeter`. Before each provider call the caller asks the meter to
+`reserve` the attempt's worst case against the budgets (`BudgetGuard.reserve`): the reported cost of its
+earlier rounds plus this round's request and `max_tokens`, held in place of the previous round's hold; after
+each call it adds the reported usage; at the end `close` prices the attempt (`domain.pricing.token_cost`),
+builds its one `AttemptRecord` and awaits `ledger.record(record, settle=reservations)`: the row and the
+deletion of its reservations commit in one transaction.
 
 Invariants:
 - `close` returns only after the row is committed; a write that fails raises `NotRecorded`, so an answer
   whose row is not in the ledger is never used (the caller must not fall back to another paid model).
 - the write is shielded: a cancelled call still leaves its whole row. If that write fails while the call is
   being cancelled, the failure is logged and the cancellation goes on.
+- while an attempt runs, its one live hold is at least what it has been billed so far, so a provider that
+  reports more than was reserved is counted before the next round is sent (and by the row once closed).
 - $0 models are never held back by a budget; an unpriced model cannot run while a budget is configured.
 """
 
@@ -75,22 +78,31 @@ class AttemptMeter:
     _t0: float = field(default_factory=time.monotonic)
 
     async def reserve(self, input_tokens: int, output_tokens: int) -> None:
-        """Hold this round's worst case against the budgets before the call; raises `BudgetExceeded`."""
+        """Hold the attempt's worst case before a provider call; raises `BudgetExceeded`.
+
+        The worst case is what the attempt's earlier rounds really cost (their reported usage) plus this
+        round's `input_tokens` and `output_tokens` at the model's prices. It replaces the attempt's previous
+        hold in one transaction, so a round that was billed more than it reserved counts in full before the
+        next round is sent, and rounds that cost less free the difference.
+        """
         budget = self._book.budget
         if budget is None or not budget.active:
             return
-        cost = token_cost(self.model, input_tokens=input_tokens, output_tokens=output_tokens)
-        if cost is None:
+        spent = self.cost_usd
+        worst = token_cost(self.model, input_tokens=input_tokens, output_tokens=output_tokens)
+        if worst is None or spent is None:
             raise BudgetExceeded(
                 f"{self.model.id} has no price in the registry, so the configured budgets cannot be enforced on "
                 "it; add its prices to the config or pick a priced model",
                 budget="unpriced",
             )
-        if cost == 0:
+        if worst == 0 and spent == 0:
             return
         account = self.account
         try:
-            held = await budget.reserve(account.task_id, account.session_id, self.model.id, cost)
+            held = await budget.reserve(
+                account.task_id, account.session_id, self.model.id, spent + worst, replacing=self.reservations
+            )
         except BudgetExceeded:
             raise
         except Exception as exc:  # the store could not write the hold: nothing may be sent unaccounted
@@ -98,7 +110,7 @@ class AttemptMeter:
                 f"the budget reservation for {self.model.id} could not be written to the ledger ({exc}), so no "
                 f"request was sent and no other model was tried{_advice(exc)}"
             ) from exc
-        self.reservations.append(held)
+        self.reservations = [held]
 
     def add(self, usage: Usage) -> None:
         """Count one provider response."""

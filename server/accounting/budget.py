@@ -1,17 +1,18 @@
 """Budget policy: per task, per session, per UTC day and per UTC month, enforced with atomic reservations.
 
 This module decides which budgets apply and what a refusal says; the store (`BudgetWindows`) keeps the
-positions. Before a model is called, its estimated maximum cost (input estimate + max_tokens at its
-prices) is reserved: the store checks every applicable limit and holds the amount in one serialised
-transaction, so concurrent calls, in one process or many, can never overspend. The reservation is settled
-in the same transaction that writes the attempt's ledger row; one left behind by a killed process
-expires after `ttl_s` and stops counting. Self-hosted $0 models are never blocked (nothing is reserved).
+positions. Before a model is called, its maximum cost (what the attempt has spent so far, plus the request's
+input counted conservatively and max_tokens, at its prices) is reserved: the store checks every applicable
+limit and holds the amount in one serialised transaction, so concurrent calls, in one process or many, can
+never overspend. The reservation is settled in the same transaction that writes the attempt's ledger row; one
+left behind by a killed process expires after `ttl_s` and stops counting. Self-hosted $0 models are never
+blocked (nothing is reserved).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -82,11 +83,14 @@ class BudgetGuard:
         states = await self.states(task_id, session_id)
         return min(states, key=lambda s: s.remaining_usd) if states else None
 
-    async def reserve(self, task_id: str, session_id: str | None, model: str, amount: Decimal) -> int:
-        """Reserve `amount` atomically or raise `BudgetExceeded`; returns the reservation id."""
+    async def reserve(
+        self, task_id: str, session_id: str | None, model: str, amount: Decimal, replacing: Sequence[int] = ()
+    ) -> int:
+        """Reserve `amount` atomically in place of the holds `replacing`, or raise `BudgetExceeded` (those
+        holds then stay); returns the reservation id."""
         hold = Hold(task_id, session_id, model, to_pico(amount) or 0)
         limits = self._limits(task_id, session_id)
-        result = await self._windows.reserve(hold, limits, now=self._clock(), ttl_s=self._ttl)
+        result = await self._windows.reserve(hold, limits, now=self._clock(), ttl_s=self._ttl, replacing=replacing)
         if isinstance(result, Refused):
             state = _state(result.limit, result.usage)
             raise BudgetExceeded(_refusal(state, amount), budget=state.name)

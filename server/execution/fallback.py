@@ -8,7 +8,8 @@ Policy depends only on the error type (see `server.errors`):
 - context too long → only models with a larger context window than the one that refused;
 - auth / bad request → `TaskStopped` at once with the provider's reason (auth errors name the env var);
 - a budget with no room → the next (cheaper) model;
-- every model failed → `AllModelsFailed` listing each attempt.
+- every model failed → `AllModelsFailed` listing each attempt (when every one was refused by a budget, the
+  message is that budget's refusal for the last model tried: which budget, spent, held, left, what to change).
 The walk is a loop over a queue, never recursion, and a model is tried at most once per chain (retries of
 the same call aside). Each attempt runs the `ToolLoop` through a meter of the accounting hook
 (`accounting.attempts`), which commits the attempt's row before its answer is used; when it cannot
@@ -210,6 +211,10 @@ class FallbackChain:
     def _failure_summary(self, attempts: Sequence[AttemptInfo], deadline: float) -> str:
         if not attempts:
             return "no model could be tried (the task deadline passed first)"
+        if all(a.outcome == "refused" for a in attempts):  # nothing was sent: say which budget, once
+            others = ", ".join(a.model for a in attempts[:-1])
+            also = f" ({others} could cost more still)" if others else ""
+            return f"no model of this route fits the budget: {attempts[-1].model}: {attempts[-1].error}{also}"
         lines = [f"{a.model}: {a.error_type}: {a.error}" for a in attempts]
         late = " (task deadline reached)" if self._clock() >= deadline else ""
         return f"all {len(attempts)} attempts failed{late}: " + "; ".join(lines)

@@ -2,10 +2,11 @@
 
 Bounds (`Limits`): at most `max_rounds` provider calls (the last one offers no tools, forcing an answer),
 `max_tool_calls` tool calls, the task deadline, and an optional cost cap after which tools are no longer
-offered. Tool results longer than 20,000 characters are cut. Before every call the round's worst case is
-reserved through the attempt's meter, and every response's usage is added to it; the loop never writes
-the ledger itself (the fallback chain closes the meter). Provider errors propagate unchanged; a call that
-outlives its timeout becomes `ProviderTimeout`.
+offered. Tool results longer than 20,000 characters are cut. Before every call the attempt's worst case (its
+earlier rounds' reported cost, plus the request exactly as it will be sent, counted conservatively by
+`domain.tokens`, plus `max_tokens`) is reserved through the attempt's meter, and every response's usage is
+added to it; the loop never writes the ledger itself (the fallback chain closes the meter). Provider errors
+propagate unchanged; a call that outlives its timeout becomes `ProviderTimeout`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ import anyio
 
 from server.accounting.attempts import AttemptMeter
 from server.domain.config import ModelConfig
-from server.domain.messages import ChatRequest, FinishReason, Message, TextPart, ToolCallPart, ToolResultPart
+from server.domain.messages import ChatRequest, FinishReason, Message, ToolCallPart, ToolResultPart
 from server.domain.registry import Registry
+from server.domain.tokens import request_input_tokens
 from server.errors import ProviderTimeout
 from server.execution.job import Job, Limits, Progress
 from server.providers.base import ChatModel
@@ -75,7 +77,6 @@ class ToolLoop:
             remaining = deadline - self._clock()
             if remaining <= 0:
                 raise ProviderTimeout("the task deadline passed", provider=model.provider, model=model.id)
-            await meter.reserve(job.estimated_input_tokens + _added_chars(messages, job) // 4, job.max_tokens)
             request = ChatRequest(
                 model=model.api_model_id,
                 messages=tuple(messages),
@@ -84,6 +85,7 @@ class ToolLoop:
                 reasoning_model=model.reasoning_model,
                 timeout_s=min(timeout, remaining),
             )
+            await meter.reserve(request_input_tokens(request), request.max_tokens)
             try:
                 # The adapter enforces timeout_s itself; this guard only catches one that does not.
                 with anyio.fail_after(min(timeout, remaining) + 1):
@@ -127,10 +129,3 @@ class ToolLoop:
                 text = text[:MAX_TOOL_RESULT_CHARS] + "\n[output truncated]"
             results.append(ToolResultPart(call.id, call.name, text, is_error=outcome.is_error))
         return Message(role="tool", parts=tuple(results))
-
-
-def _added_chars(messages: Sequence[Message], job: Job) -> int:
-    """Characters the loop added to the job's messages (tool calls and results): part of the next input."""
-    return sum(
-        len(p.text if isinstance(p, TextPart) else str(p)) for m in messages[len(job.messages) :] for p in m.parts
-    )

@@ -214,14 +214,23 @@ def _fitting_models(
         fit = [m for m in fit if registry.is_self_hosted(m)]
         reasons.append("self_hosted_only: only models on self-hosted providers are considered")
     if options.budget is not None:
-        fit = _within_budget(fit, analysis, options, options.budget, reasons)
+        fit = _within_budget(fit, analysis, options, options.budget, registry, reasons)
     return fit
 
 
 def _within_budget(
-    fit: list[ModelConfig], analysis: TaskAnalysis, options: RouteOptions, budget: BudgetLeft, reasons: list[str]
+    fit: list[ModelConfig],
+    analysis: TaskAnalysis,
+    options: RouteOptions,
+    budget: BudgetLeft,
+    registry: Registry,
+    reasons: list[str],
 ) -> list[ModelConfig]:
-    """Keep models whose maximum cost (input estimate + max output at their prices) fits the budget left."""
+    """Keep models whose maximum cost (input estimate + max output at their prices) fits the budget left.
+
+    When the budget leaves no model that can be called here, the budget is what refused, and the error
+    says so, even if some model it leaves would fit were its provider set up (a missing key is not why).
+    """
     left = budget.remaining_usd
     output = options.max_output_tokens or analysis.estimated_output_tokens
     kept = []
@@ -231,10 +240,11 @@ def _within_budget(
             kept.append(model)
     if len(kept) < len(fit):
         reasons.append(
-            f"{budget.describe()}: models that could cost more (or have no price) are excluded; self-hosted $0 "
-            "models always fit"
+            f"{budget.describe()}: models that could cost more (or have no price) are excluded (raise "
+            f"budgets.{budget.name}_usd or lower max_tokens to allow them); self-hosted $0 models always fit"
         )
-    if not kept:
+    callable_here = any(registry.is_available(m) for m in kept)
+    if not kept or (not callable_here and any(registry.is_available(m) for m in fit)):
         raise RoutingError(
             f"{budget.describe()} and no available model fits it: raise "
             f"budgets.{budget.name}_usd, lower max_tokens, or install the embedded model "

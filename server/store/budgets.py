@@ -4,7 +4,8 @@ A reservation is a row in `reservations` held until the attempt it paid for is r
 deletes it in the same transaction) or until it expires: a process killed mid-call leaves one behind, and
 it stops counting at `expires_at`. `reserve` reads the positions and inserts the hold inside one
 `BEGIN IMMEDIATE` transaction, which SQLite serialises across connections and processes: no two
-reservations can both see the room that only one of them fits in.
+reservations can both see the room that only one of them fits in. A reservation that replaces earlier
+holds deletes them in that same transaction, and a refusal rolls the deletion back.
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ class SqliteBudgetWindows:
     async def usage(self, scopes: Sequence[Scope], *, now: float) -> list[WindowUsage]:
         return await self._db.read(lambda conn: [_usage(conn, scope, now) for scope in scopes])
 
-    async def reserve(self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float) -> int | Refused:
+    async def reserve(
+        self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float, replacing: Sequence[int] = ()
+    ) -> int | Refused:
         def txn(conn: sqlite3.Connection) -> int | Refused:
+            conn.execute("SAVEPOINT replace_holds")
+            conn.executemany("DELETE FROM reservations WHERE id = ?", [(i,) for i in replacing])
             for limit in limits:
                 position = _usage(conn, limit.scope, now)
                 if not fits(limit.limit_pusd, position, hold.amount_pusd):
+                    conn.execute("ROLLBACK TO replace_holds")  # a refusal keeps the holds it would replace
                     return Refused(limit, position)
+            conn.execute("RELEASE replace_holds")
             cur = conn.execute(
                 "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",

@@ -137,9 +137,13 @@ class BudgetWindows(Protocol):
         """Spent and held per scope, in the order given; holds that expired by `now` do not count."""
         ...
 
-    async def reserve(self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float) -> int | Refused:
-        """Atomically: if the hold `fits` every limit, keep it until `now + ttl_s` and return its id; else
-        hold nothing and return the first limit it does not fit."""
+    async def reserve(
+        self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float, replacing: Sequence[int] = ()
+    ) -> int | Refused:
+        """Atomically: release the holds in `replacing`; then if the hold `fits` every limit, keep it until
+        `now + ttl_s` and return its id; else hold nothing new, keep `replacing` as they were, and return the
+        first limit it does not fit. (One attempt's growing hold replaces its previous one this way, with no
+        moment at which neither counts.)"""
         ...
 
     async def release(self, reservation_id: int) -> None: ...

@@ -7,9 +7,14 @@ tool error the model reads.
 
 One supervisor task per sub-server owns its `Client` (an MCP client must be entered and exited in one
 task): it starts the child, lists its tools, and restarts it when a call finds it dead. Calls run in
-the caller's task on the live session, with a per-call timeout; a dead child is restarted and the call
-retried once. Every failure becomes a `ToolOutcome(is_error=True)`; nothing a sub-server does can raise
-into the host. Children get only the environment they need (`server/tools/launch.py`).
+the caller's task on the live session, with a per-call timeout. When the child dies during a call, it is
+restarted for later calls, and the call itself is retried once only if the tool is safe to repeat: its
+`tools/list` annotations say it is read-only or idempotent. Any other tool (`execute_python`, or one that
+declares nothing) may already have done its work, so it is never sent twice: the caller gets a tool error
+saying it may or may not have run. Before such a call the session is checked (`tools/list`), so a child that died while
+idle is restarted and the call sent once to the new one. Every failure becomes a
+`ToolOutcome(is_error=True)`; nothing a sub-server does can raise into the host. Children get only the
+environment they need (`server/tools/launch.py`).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from anyio.abc import TaskGroup
 from mcp import StdioServerParameters
 from mcp.client import Client
 from mcp.shared.exceptions import MCPError
+from mcp.types import ToolAnnotations
 
 from server.domain.config import ToolServerConfig
 from server.domain.messages import ToolSpec
@@ -40,6 +46,7 @@ _REQUEST_TIMEOUT = -32001
 _CONNECT_TIMEOUT_S = 20.0
 _RESTART_BACKOFF_S = (0.5, 1.0, 2.0, 5.0, 10.0)
 _MAX_RESULT_CHARS = 50_000
+_PING_TIMEOUT_S = 5.0
 
 
 @dataclass
@@ -51,6 +58,7 @@ class SubServer:
     timeout_s: float
     client: Client | None = None
     tools: list[ToolSpec] = field(default_factory=list)  # kept while a dead child restarts
+    repeatable: set[str] = field(default_factory=set)  # tools annotated read-only or idempotent
     generation: int = 0
     last_error: str | None = None
     on_change: Callable[[], None] = lambda: None
@@ -76,6 +84,7 @@ class SubServer:
                 async with Client(self.params, mode="legacy", read_timeout_seconds=_CONNECT_TIMEOUT_S) as client:
                     listed = await client.list_tools()
                     self.tools = [ToolSpec(t.name, t.description or "", dict(t.input_schema)) for t in listed.tools]
+                    self.repeatable = {t.name for t in listed.tools if _repeatable(t.annotations)}
                     self.client, self.last_error, failures = client, None, 0
                     self.generation += 1
                     log.info("tool server %s ready: %s", self.name, ", ".join(t.name for t in self.tools))
@@ -113,11 +122,14 @@ class SubServer:
         return self.client, self.generation
 
     async def call(self, name: str, arguments: dict[str, Any]) -> ToolOutcome:
-        """Run one tool; a dead child is restarted and the call retried once."""
+        """Run one tool; if the child dies during it, restart the child and retry once a tool safe to repeat."""
+        repeatable = name in self.repeatable
         seen = 0
         for attempt in (1, 2):
             try:
                 client, seen = await self._session(newer_than=seen)
+                if not repeatable:
+                    client, seen = await self._checked(client, seen)
             except ToolUnavailable as exc:
                 advice = "try again later or answer without it"
                 return ToolOutcome(f"tool {name} is unavailable: {exc}; {advice}", is_error=True)
@@ -130,18 +142,49 @@ class SubServer:
                     )
                 if exc.code != _CONNECTION_CLOSED:
                     return ToolOutcome(f"tool {name} failed: {exc.message}", is_error=True)
-                if attempt == 2:
-                    self.report_dead(seen)  # restart now, not when the next call finds it dead
-                    return ToolOutcome(f"tool {name} failed: {exc.message}", is_error=True)
             except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
-                if attempt == 2:
-                    self.report_dead(seen)
-                    return ToolOutcome(f"tool {name} failed: its server stopped", is_error=True)
+                pass
             else:
                 return _outcome(result)
+            self.report_dead(seen)  # restart now, not when the next call finds it dead
+            if not repeatable:
+                log.warning("tool server %s died during %s; restarting it, not repeating the call", self.name, name)
+                return ToolOutcome(_not_repeated(name, self.name), is_error=True)
+            if attempt == 2:
+                return ToolOutcome(f"tool {name} failed: its server ({self.name}) stopped twice", is_error=True)
             log.warning("tool server %s died during %s; restarting it and retrying once", self.name, name)
-            self.report_dead(seen)
         return ToolOutcome(f"tool {name} failed", is_error=True)
+
+    async def _checked(self, client: Client, generation: int) -> tuple[Client, int]:
+        """The session, checked with a `tools/list` first: a child found dead before the call is restarted and
+        its successor used (the call was never sent, so sending it there is not a repeat). Raises
+        `ToolUnavailable`."""
+        try:
+            with anyio.move_on_after(_PING_TIMEOUT_S):  # busy but alive: the call goes to it
+                await client.list_tools()  # the cheapest request every server answers
+            return client, generation
+        except MCPError as exc:
+            if exc.code != _CONNECTION_CLOSED:
+                return client, generation  # it answered: alive
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+            pass
+        log.warning("tool server %s was found dead before a call; restarting it", self.name)
+        self.report_dead(generation)
+        return await self._session(newer_than=generation)
+
+
+def _repeatable(annotations: ToolAnnotations | None) -> bool:
+    """Whether a second run of a call does nothing the first did not (MCP's hints; undeclared: no)."""
+    return annotations is not None and bool(annotations.read_only_hint or annotations.idempotent_hint)
+
+
+def _not_repeated(tool: str, server: str) -> str:
+    return (
+        f"tool {tool} failed: its server ({server}) stopped while running this call, so the call may or may not "
+        f"have taken effect. It was not repeated, because {tool} is not marked idempotent and running it twice "
+        "could do its work twice. Its server is being restarted: check whether the call had its effect before "
+        "calling it again, or answer without it"
+    )
 
 
 def _reason(exc: BaseException) -> str:

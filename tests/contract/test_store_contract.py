@@ -90,6 +90,23 @@ async def test_a_released_reservation_stops_counting(store: Store) -> None:
     assert task.held_pusd == 0
 
 
+async def test_a_reservation_replaces_earlier_holds_in_one_step_and_a_refusal_keeps_them(store: Store) -> None:
+    limits = [_limit("day", "1.00")]
+    first = await store.budgets.reserve(_hold("a", "0.30"), limits, now=NOW, ttl_s=600)
+    assert isinstance(first, int)
+    assert isinstance(await store.budgets.reserve(_hold("b", "0.50"), limits, now=NOW, ttl_s=600), int)
+    # "a" grows from 0.30 to 0.50: it fits only because its own 0.30 stops counting as it does.
+    grown = await store.budgets.reserve(_hold("a", "0.50"), limits, now=NOW, ttl_s=600, replacing=[first])
+    assert isinstance(grown, int)
+    [day] = await store.budgets.usage([Scope("day")], now=NOW)
+    assert day.held_pusd == to_pico(Decimal("1.00"))
+    refused = await store.budgets.reserve(_hold("a", "0.60"), limits, now=NOW, ttl_s=600, replacing=[grown])
+    assert isinstance(refused, Refused)
+    [task, day] = await store.budgets.usage([Scope("task", "a"), Scope("day")], now=NOW)
+    assert task.held_pusd == to_pico(Decimal("0.50"))  # the refused step kept the hold it would have replaced
+    assert day.held_pusd == to_pico(Decimal("1.00"))
+
+
 async def test_spent_per_scope_equals_the_sum_of_the_raw_rows(store: Store) -> None:
     day_start = datetime(2026, 9, 21, tzinfo=UTC).timestamp()
     month_start = datetime(2026, 9, 1, tzinfo=UTC).timestamp()

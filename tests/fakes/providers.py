@@ -4,7 +4,9 @@ Faithful at the HTTP boundary: the same paths, auth headers, request validation,
 usage blocks (cached and reasoning tokens), and the real error bodies and headers (429 with retry-after,
 500, Anthropic 529 overloaded, context-length 400s, 401s), plus a hung socket, a garbled body and a
 mis-shaped one.
-Responses are scripted per API model id; every request is logged for assertions.
+Responses are scripted per API model id; every request is logged for assertions. With `bill_input` set,
+a reply's input token count is what the request really carried, as a provider bills it: a quarter of the
+request body's bytes (messages, system prompt, tool definitions and all), whatever the script says.
 
     with FakeProviders() as fake:
         fake.script("gpt-4.1", text("Paris", prompt=12, completion=3))
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import json
 import socket
@@ -194,6 +197,7 @@ class FakeProviders:
         self._thread: threading.Thread | None = None
         self.port = 0
         self.default = text("ok")
+        self.bill_input = False
 
     @property
     def openai_url(self) -> str:
@@ -215,6 +219,12 @@ class FakeProviders:
             queue = self._scripts.get(model)
             return queue.popleft() if queue else self.default
 
+    def _billed(self, spec: Spec, raw: bytes) -> Spec:
+        """The spec with its input count replaced by what the request carried (when `bill_input` is set)."""
+        if not self.bill_input or spec.kind not in ("text", "tools"):
+            return spec
+        return dataclasses.replace(spec, usage={**spec.usage, "prompt": -(-len(raw) // 4)})
+
     async def _openai(self, request: Request) -> Response:
         body = await request.json()
         model = body.get("model", "")
@@ -226,7 +236,8 @@ class FakeProviders:
             error = {"message": "Unsupported parameter: 'temperature'", "type": "invalid_request_error",
                      "param": "temperature", "code": "unsupported_parameter"}  # fmt: skip
             return JSONResponse({"error": error}, 400)
-        return await self._reply(self._next(model), model, _openai_body, _openai_error)
+        spec = self._billed(self._next(model), await request.body())
+        return await self._reply(spec, model, _openai_body, _openai_error)
 
     async def _anthropic(self, request: Request) -> Response:
         body = await request.json()
@@ -235,7 +246,8 @@ class FakeProviders:
         problem = _anthropic_invalid(body, request.headers)
         if problem:
             return JSONResponse({"type": "error", "error": {"type": "invalid_request_error", "message": problem}}, 400)
-        return await self._reply(self._next(model), model, _anthropic_body, _anthropic_error)
+        spec = self._billed(self._next(model), await request.body())
+        return await self._reply(spec, model, _anthropic_body, _anthropic_error)
 
     async def _reply(self, spec: Spec, model: str, render: Any, render_error: Any) -> Response:
         if spec.delay_s:

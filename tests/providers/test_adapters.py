@@ -11,6 +11,7 @@ import httpx2
 import pytest
 
 from server.domain.messages import ChatRequest, Message, ToolResultPart, ToolSpec
+from server.domain.tokens import request_input_tokens
 from server.errors import (
     AuthError,
     BadRequest,
@@ -166,3 +167,26 @@ async def test_connection_refused_is_unreachable() -> None:
                                 api_key_env="ANTHROPIC_API_KEY", http_client=client, data_dir=Path("/x"))  # fmt: skip
         with pytest.raises(ProviderUnreachable, match="could not be reached"):
             await model.chat(ChatRequest("m", (Message.user("hi"),)))
+
+
+@pytest.mark.parametrize(("kind", "api_model"), [("openai", "gpt-4.1"), ("anthropic", "claude-sonnet-4-20250514")])
+async def test_the_reserved_input_covers_what_each_request_is_billed_for(fake: f.FakeProviders, kind: str,
+                                                                         api_model: str) -> None:  # fmt: skip
+    fake.bill_input = True  # billed: a quarter of the bytes each request carried
+    fake.script(api_model, f.tool_calls(("execute_python", {"code": "print('ünïcödé', 6*7)"})), f.text("42"))
+    tools = tuple(ToolSpec(f"tool_{i}", "Does a thing. " * 20, {"type": "object", "properties": {
+        "text": {"type": "string", "description": "what to do, in any language", "maxLength": 1000}}})
+        for i in range(6))  # fmt: skip
+    messages = (Message.system("Réponds en français. " * 10), Message.user("東京の天気は " * 20),
+                Message.assistant_text("Earlier answer with \"quotes\" and \\ backslashes.\n" * 5),
+                Message.user("Now run it."))  # fmt: skip
+    async with httpx2.AsyncClient() as client:
+        model = _model(kind, fake, client)
+        first_request = ChatRequest(api_model, messages, tools=tools, max_tokens=100)
+        first = await model.chat(first_request)
+        call = first.message.tool_calls[0]
+        result = Message("tool", (ToolResultPart(call.id, call.name, '{"stdout": "ünïcödé 42\\n"}' * 50),))
+        second_request = ChatRequest(api_model, (*messages, first.message, result), tools=tools, max_tokens=100)
+        second = await model.chat(second_request)
+    for request, response in ((first_request, first), (second_request, second)):
+        assert request_input_tokens(request) >= response.usage.input_tokens > 0
