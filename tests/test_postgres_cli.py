@@ -1,15 +1,20 @@
 """The shared PostgreSQL store from the command line, as an operator meets it: `db check` / `db upgrade`,
-`doctor`'s database check, a password that never shows, a schema newer than the release refused."""
+`doctor`'s database check, a password that never shows, a schema newer than the release refused, and an
+existing SQLite ledger moved in with `db import`."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import anyio
 import pytest
 
+from server.store import open_store
+from server.store.interface import LoggedRoute, ReportWindow
 from server.store.postgres.schema import MIGRATIONS
-from tests.helpers import run_cli
+from server.store.usage import DIMENSIONS
+from tests.helpers import attempt_record, run_cli
 from tests.pgserver import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -79,3 +84,43 @@ def test_sqlite_needs_no_database_server(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(str(tmp_path / "router.sqlite3")) and "upgraded from version 0" in done.stdout
     assert run_cli("db", "check", home=tmp_path).returncode == 0
+
+
+def test_db_import_moves_a_sqlite_ledger_and_its_reports_agree(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    day = 86_400.0
+    records = [
+        attempt_record(f"t{i % 7}", cost=None if i % 6 == 5 else f"0.00{i % 9 + 1}", when=1_790_000_000 + i * 5_000,
+                       session_id=("s1", "s2", None)[i % 3], attempt_no=i, model=("openai/gpt-4.1", "openai/o3")[i % 2])
+        for i in range(40)
+    ]  # fmt: skip
+    route = LoggedRoute("qa_retrieval", 2, 0.25, "openai/gpt-4.1-mini", ("openai/gpt-4.1",), 0.0012, ("cheap",))
+
+    async def fill() -> None:
+        store = await open_store(tmp_path)
+        for record in records:
+            await store.ledger.record(record)
+        await store.sessions.append("s1", [("user", "hello"), ("assistant", "hi")])
+        await store.decisions(analyzer_version="a", config_fingerprint="c", price_table_version="p").record(
+            "route", "What is 2+2?", {}, route
+        )
+        await store.aclose()
+
+    anyio.run(fill)
+    url = postgres_server.create_database()
+    done = run_cli("db", "import", home=tmp_path, env=_env(url))
+    assert done.returncode == 0, done.stderr
+    assert "40 attempts, 1 sessions, 2 messages, 1 decisions" in done.stdout
+
+    async def reports() -> list[object]:
+        found = []
+        for source in (await open_store(tmp_path), await open_store(tmp_path, url)):
+            window = ReportWindow(since=1_790_000_000 + 0.5 * day, until=1_790_000_000 + 2.2 * day)
+            rows = await source.reports.report_rows(window, DIMENSIONS, accuracy_samples=5)
+            found.append((rows.sums, await source.sessions.history("s1"), len(await source.ledger.attempts())))
+            await source.aclose()
+        return found
+
+    lite, pg = anyio.run(reports)
+    assert lite == pg
+    again = run_cli("db", "import", home=tmp_path, env=_env(url))
+    assert again.returncode == 1 and "already holds 40 attempts" in again.stderr

@@ -73,6 +73,11 @@ async def check_store(data_dir: Path, url: str | None = None) -> StoreStatus:
                        (time.perf_counter() - started) * 1000)  # fmt: skip
 
 
+async def import_sqlite_ledger(source: Path, url: str) -> dict[str, int]:
+    """Copy a SQLite ledger (attempts, sessions, decisions) into the empty PostgreSQL store at `url`."""
+    return dict(await _postgres().import_into_postgres(url, source))
+
+
 def _sqlite_version(path: Path) -> int:
     if not path.exists():
         return 0
@@ -106,6 +111,7 @@ __all__ = [
     "Store",
     "StoreStatus",
     "check_store",
+    "import_sqlite_ledger",
     "open_database",
     "open_store",
     "upgrade_store",

@@ -9,6 +9,7 @@ so the SQLite default needs neither.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import psycopg
 
@@ -16,6 +17,7 @@ from server.errors import SchemaTooNew, StoreError
 from server.store.postgres.budgets import PgBudgetWindows
 from server.store.postgres.conversations import PgDecisionLog, PgSessions
 from server.store.postgres.database import PgDatabase, cannot, connect, open_pool, redact
+from server.store.postgres.importer import import_sqlite
 from server.store.postgres.ledger import PgLedger
 from server.store.postgres.reports import PgReports
 from server.store.postgres.schema import MIGRATIONS, migrate, schema_version
@@ -85,6 +87,15 @@ async def open_postgres_store(url: str) -> PostgresStore:
     return PostgresStore(PgDatabase(url, await open_pool(url)))
 
 
+async def import_into_postgres(url: str, source: Path) -> dict[str, int]:
+    """Copy the SQLite ledger at `source` into the (migrated, empty) database at `url`; counts per table."""
+    store = await open_postgres_store(url)
+    try:
+        return await import_sqlite(store.database, source)
+    finally:
+        await store.aclose()
+
+
 async def check_postgres(url: str) -> tuple[int, int, float]:
     """(schema version, version this release knows, round-trip ms of `SELECT 1`), without migrating."""
     conn = await connect(url)
@@ -99,4 +110,4 @@ async def check_postgres(url: str) -> tuple[int, int, float]:
         await conn.close()
 
 
-__all__ = ["PostgresStore", "check_postgres", "open_postgres_store", "redact", "upgrade_schema"]
+__all__ = ["PostgresStore", "check_postgres", "import_into_postgres", "open_postgres_store", "redact", "upgrade_schema"]
