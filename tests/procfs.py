@@ -14,14 +14,15 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def session_members(sid: int) -> list[int]:
-    """The live (non-zombie) processes in session `sid`: a sandboxed run and everything it forked."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def processes_with(marker: str) -> list[int]:
+    """Live (non-zombie) pids whose command line carries `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         try:
-            state, _ppid, _pgrp, session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+            if marker.encode() in (entry / "cmdline").read_bytes() and alive(int(entry.name)):
+                found.append(int(entry.name))
         except OSError:  # gone while we looked
             continue
-        if int(session) == sid and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
+    return found

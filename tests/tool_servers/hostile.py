@@ -105,22 +105,6 @@ class Runner:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
-def processes_with(marker: str) -> list[int]:
-    """Host pids whose command line carries `marker` (zombies excluded: they are already dead)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker.encode() in (entry / "cmdline").read_bytes():
-                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z":
-                    found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
-
-
 def wait_until(condition: Callable[[], bool], deadline_s: float = 20.0) -> bool:
     """Poll `condition` until it holds or the deadline passes; the answer is whether it held."""
     end = time.monotonic() + deadline_s

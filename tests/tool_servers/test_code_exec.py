@@ -13,7 +13,7 @@ from mcp import StdioServerParameters
 from mcp.client import Client
 
 from tests.helpers import wait_until
-from tests.procfs import session_members
+from tests.procfs import processes_with
 from tool_servers.code_exec.sandbox import probe_sandbox
 from tool_servers.code_exec.server import build_server
 
@@ -35,23 +35,26 @@ async def test_ordinary_code_runs_and_reports_protections() -> None:
     assert ("pid_namespace" in out["protections"]) != ("process_group_kill" in out["protections"])
 
 
-# Sandboxed code prints its session id first: the sandbox starts each run in a session of its own, and every
-# process the run forks stays in it, so "nothing left running" is "no live process in that session".
-SESSION = "import os\nprint(os.getsid(0), flush=True)\n"
+def marked(body: str) -> tuple[str, str]:
+    """Code that re-executes itself as `python -c BODY MARKER`, and the marker: every process of the run (forks
+    included) then carries the marker in a command line the host can read, with or without a PID namespace."""
+    marker = f"code-exec-run-{uuid.uuid4().hex}"
+    return f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', {body!r}, {marker!r}])\n", marker
 
 
 async def test_infinite_loop_is_killed_at_the_timeout() -> None:
-    out = await run(SESSION + "while True:\n    pass", timeout_s=2)
+    code, marker = marked("while True:\n    pass")
+    out = await run(code, timeout_s=2)
     assert out["timed_out"] and out["killed_signal"] == "SIGKILL"
-    assert session_members(int(out["stdout"].split()[0])) == []  # nothing left spinning
+    assert processes_with(marker) == []  # nothing left spinning
 
 
 async def test_fork_bomb_is_contained() -> None:
-    out = await run(SESSION + "while True:\n    os.fork()", timeout_s=3)
+    code, marker = marked("import os\nwhile True:\n    os.fork()")
+    out = await run(code, timeout_s=3)
     assert out["exit_code"] != 0 or out["timed_out"]
-    sid = int(out["stdout"].split()[0])
     # SIGKILL reaches the forked copies when each is next scheduled: wait for that, then none may remain.
-    wait_until(lambda: not session_members(sid), within=30, what=f"every process of the fork bomb (session {sid}) gone")
+    wait_until(lambda: not processes_with(marker), within=30, what="every process of the fork bomb gone")
 
 
 async def test_huge_allocation_fails_inside_the_sandbox() -> None:

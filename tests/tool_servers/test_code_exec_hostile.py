@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.procfs import processes_with
 from tests.tool_servers.hostile import (
     RUNNER_UID,
     SERVER_SECRET,
     Runner,
     kill,
-    processes_with,
     wait_until,
 )
 
