@@ -14,7 +14,7 @@ from server.store import open_store
 from server.store.interface import LoggedRoute, ReportWindow
 from server.store.postgres.schema import MIGRATIONS
 from server.store.usage import DIMENSIONS
-from tests.helpers import attempt_record, run_cli
+from tests.helpers import attempt_record, free_port, run_cli
 from tests.pgserver import PostgresServer
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,8 @@ def test_a_replica_refuses_a_schema_newer_than_it_knows(postgres_server: Postgre
     assert run_cli("db", "upgrade", home=tmp_path, env=_env(url)).returncode == 0
     postgres_server.admin(f"INSERT INTO schema_migrations (version, name) VALUES ({len(MIGRATIONS) + 1}, 'next')",
                           url.rsplit("/", 1)[1])  # fmt: skip
-    for command in (["db", "upgrade"], ["decisions"]):
+    serve = ["serve", "--transport", "streamable-http", "--port", str(free_port())]
+    for command in (["db", "upgrade"], ["decisions"], serve):
         done = run_cli(*command, home=tmp_path, env=_env(url))
         assert done.returncode == 1
         assert "newer than this model-router understands" in done.stderr, done.stderr
