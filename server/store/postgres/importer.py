@@ -18,8 +18,7 @@ from psycopg import AsyncConnection
 from server.errors import StoreError
 from server.store.ledger import COLUMNS
 from server.store.postgres.database import PgDatabase
-from server.store.postgres.ledger import _INSERT as INSERT_ATTEMPT
-from server.store.postgres.ledger import _NAMES as ATTEMPT_NAMES
+from server.store.postgres.ledger import ATTEMPT_COLUMNS, INSERT_ATTEMPT
 from server.store.postgres.rollup import add_attempts
 
 BATCH = 2000
@@ -54,7 +53,7 @@ async def import_sqlite(db: PgDatabase, source: Path) -> dict[str, int]:
         for batch in _batches(lite, f"SELECT {', '.join(COLUMNS)} FROM attempts ORDER BY id"):
             await add_attempts(conn, batch)  # flags from the attempts already moved, then the rollup
             async with conn.cursor() as c:
-                await c.executemany(INSERT_ATTEMPT, [[r[name] for name in ATTEMPT_NAMES] for r in batch])
+                await c.executemany(INSERT_ATTEMPT, [[r[name] for name in ATTEMPT_COLUMNS] for r in batch])
             counts["attempts"] += len(batch)
         copies = (
             ("sessions", "id, created_at, updated_at", "ORDER BY id"),

@@ -18,8 +18,9 @@ from server.store.postgres.database import PgDatabase
 from server.store.postgres.rollup import add_attempts
 from server.store.usage import FLAG
 
-_NAMES = COLUMNS + list(FLAG.values())
-_INSERT = f"INSERT INTO attempts ({', '.join(_NAMES)}) VALUES ({', '.join('%s' for _ in _NAMES)})"
+ATTEMPT_COLUMNS = COLUMNS + list(FLAG.values())
+_MARKS = ", ".join("%s" for _ in ATTEMPT_COLUMNS)
+INSERT_ATTEMPT = f"INSERT INTO attempts ({', '.join(ATTEMPT_COLUMNS)}) VALUES ({_MARKS})"
 
 
 class PgLedger:
@@ -33,7 +34,7 @@ class PgLedger:
 
         async def txn(conn: AsyncConnection) -> None:
             await add_attempts(conn, [row])  # sets the row's flags before it is inserted
-            await conn.execute(_INSERT, [row[name] for name in _NAMES])
+            await conn.execute(INSERT_ATTEMPT, [row[name] for name in ATTEMPT_COLUMNS])
             if settle:
                 await conn.execute("DELETE FROM reservations WHERE id = ANY(%s)", (list(settle),))
 
