@@ -40,7 +40,7 @@ def _record(rng: random.Random, models: list[str], when: float, i: int) -> Attem
 
 
 async def bench_writes(home: Path, models: list[str]) -> None:
-    store = open_store(home / "writes")
+    store = await open_store(home / "writes")
     ledger = store.ledger
     rng = random.Random(1)
     for writers in (1, 8):
@@ -63,7 +63,7 @@ async def bench_writes(home: Path, models: list[str]) -> None:
 
 
 async def fill(home: Path, models: list[str], rows: int) -> None:
-    store = open_store(home)
+    store = await open_store(home)
     assert isinstance(store, SqliteStore)
     rng = random.Random(2)
     now = time.time()
@@ -75,7 +75,7 @@ async def fill(home: Path, models: list[str], rows: int) -> None:
 async def bench_report(home: Path, rows: int) -> None:
     env = {"MODEL_ROUTER_HOME": str(home)}
     config = load_config(env=env)
-    store = open_store(home)
+    store = await open_store(home)
     builder = ReportBuilder(store.reports, Registry(config, env))
     since = time.time() - 30 * 86400
     for group_by in ("model", "provider", "category", "session", "day"):

@@ -12,6 +12,7 @@ import pytest
 from server.domain.config import load_config
 from server.domain.registry import Registry
 from tests.fakes import providers as f
+from tests.pgserver import PostgresServer, find_bindir
 
 # Every cloud provider's key variable, set to an obviously fake value.
 ALL_KEYS = {
@@ -48,6 +49,28 @@ def _temporary_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             patch.setenv(name, str(path))
         patch.setenv("npm_config_update_notifier", "false")  # no registry lookup from the Inspector's npx
         yield home
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, started on first use (initdb + pg_ctl as an unprivileged
+    user, on a loopback port) and stopped at the end. Skipped only off CI when PostgreSQL is not installed."""
+    bindir = find_bindir()
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        bindir = None
+    if bindir is None:
+        reason = "PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb, or no psycopg)"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: .ci/run installs it; CI must run the PostgreSQL tests")
+        pytest.skip(f"{reason}: apt-get install postgresql and pip install -e '.[dev]' to run these tests")
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture

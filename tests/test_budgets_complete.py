@@ -49,7 +49,7 @@ def _server(
 
 
 async def _spend_today(config: Config, usd: str) -> None:
-    store = open_store(config.data_dir)
+    store = await open_store(config.data_dir)
     try:
         await store.ledger.record(AttemptRecord(
             task_id="earlier", session_id=None, attempt_no=1, started_at=time.time(), latency_ms=1.0,

@@ -75,7 +75,7 @@ async def test_sigkill_mid_flight(tmp_path: Path) -> None:
     recorded_ok = {task for task, outcome, _, _ in rows if outcome == "ok"}
     assert finished and set(finished) <= recorded_ok  # every call that answered is counted
     assert all(tokens > 0 and cost is not None for _, outcome, tokens, cost in rows if outcome == "ok")
-    store = open_store(home)
+    store = await open_store(home)
     try:
         guard = BudgetGuard(store.budgets, BudgetConfig(daily_usd=100.0), clock=lambda: 10**10)  # far in the future
         [daily] = await guard.states()

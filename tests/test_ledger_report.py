@@ -23,7 +23,7 @@ pytestmark = pytest.mark.anyio
 
 @pytest.fixture
 async def store(tmp_path: Path):
-    opened = open_store(tmp_path)
+    opened = await open_store(tmp_path)
     yield opened
     await opened.aclose()
 
@@ -168,7 +168,7 @@ def test_windows_are_utc_day_and_month() -> None:
     assert day == parse_time("2026-11-24") and month == parse_time("2026-11-01")
 
 
-def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
+async def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     import sqlite3
 
     path = tmp_path / "router.sqlite3"
@@ -176,7 +176,7 @@ def test_database_from_a_newer_version_is_refused(tmp_path: Path) -> None:
     conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     conn.close()
     with pytest.raises(StoreError, match="newer than this model-router"):
-        open_store(tmp_path)
+        await open_store(tmp_path)
 
 
 def test_parse_time_rejects_garbage_clearly() -> None:

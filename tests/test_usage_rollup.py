@@ -84,7 +84,7 @@ def _brute_force(records: list[AttemptRecord], group_by: str, since: float, unti
 @pytest.mark.parametrize("group_by", ["model", "provider", "category", "session", "day"])
 async def test_report_through_the_rollup_equals_the_raw_rows(tmp_path: Path, registry_all_keys: Registry,
                                                              group_by: str) -> None:  # fmt: skip
-    store = open_store(tmp_path)
+    store = await open_store(tmp_path)
     records = _records(120)
     for record in records:
         await store.ledger.record(record)
@@ -130,7 +130,7 @@ async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, reg
              None if r.cost_usd is None else int(r.cost_usd * 10**12), r.price_table_version),
         )  # fmt: skip
     conn.close()
-    store = open_store(tmp_path)  # migrates to the current version, backfilling flags and rollup
+    store = await open_store(tmp_path)  # migrates to the current version, backfilling flags and rollup
     assert isinstance(store, SqliteStore)
     db = store.database
     assert db.run_sync(lambda c: c.execute("PRAGMA user_version").fetchone()[0]) == len(MIGRATIONS)
@@ -152,7 +152,7 @@ async def test_a_version_3_ledger_is_migrated_and_backfilled(tmp_path: Path, reg
 async def test_concurrent_writes_give_the_rollup_and_flags_a_rebuild_gives(tmp_path: Path) -> None:
     """Concurrent records (a task's attempts often interleaved with others'): the per-attempt summing and
     first-attempt flags must equal recomputing everything from the raw rows."""
-    store = open_store(tmp_path)
+    store = await open_store(tmp_path)
     assert isinstance(store, SqliteStore)
     async with anyio.create_task_group() as tg:
         for record in _records(300, seed=11):  # started in order, so each task's attempts commit in order

@@ -29,7 +29,8 @@ from server.analysis.analyzers import learned_model_path
 from server.analysis.learned import load as load_learned
 from server.domain.config import Config, load_config
 from server.domain.registry import Registry
-from server.errors import ConfigError, LearnedModelError
+from server.errors import ConfigError, LearnedModelError, StoreError
+from server.store import check_store
 from server.tools.hub import open_tool_hub
 from tool_servers.code_exec.sandbox import probe_sandbox
 
@@ -59,6 +60,7 @@ async def run_checks(
         return [Check("config", "error", str(exc), "fix the file as the message says, or unset MODEL_ROUTER_CONFIG")]
     checks = [Check("config", "ok", f"valid ({config.source})")]
     checks.append(_data_dir(config))
+    checks.append(await _database(config))
     registry = Registry(config, env)
     checks += await _providers(config, registry, env, probe_timeout_s)
     checks.append(await _local_model(registry, config, generate=generate))
@@ -84,6 +86,24 @@ def _data_dir(config: Config) -> Check:
             "set MODEL_ROUTER_HOME to a writable directory",
         )  # fmt: skip
     return Check("data_dir", "ok", f"{config.data_dir} is writable")
+
+
+async def _database(config: Config) -> Check:
+    """The store: reachable, its schema version against this release's, one round trip's latency."""
+    try:
+        status = await check_store(config.data_dir, config.store.url or None)
+    except StoreError as exc:
+        fix = ("start the PostgreSQL server or fix [store] url / MODEL_ROUTER_DATABASE_URL"
+               if config.store.url else "set MODEL_ROUTER_HOME to a directory with a readable database")  # fmt: skip
+        return Check("database", "error", str(exc), fix)
+    where = f"{status.backend} {status.location}"
+    if status.version > status.known:
+        detail = f"{where}: schema version {status.version} is newer than this release knows ({status.known})"
+        return Check("database", "error", detail, "upgrade model-router to the release that migrated it")
+    detail = f"{where}: schema version {status.version} of {status.known}, round trip {status.latency_ms:.1f} ms"
+    if status.version < status.known and (status.version or config.store.url):
+        return Check("database", "warn", detail, "run `model-router db upgrade` (serve also upgrades on start)")
+    return Check("database", "ok", detail if status.version else f"{where}: created on first use")
 
 
 def _user_providers(config: Config) -> set[str]:

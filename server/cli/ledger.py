@@ -95,7 +95,7 @@ def run_decisions(args: argparse.Namespace) -> int:
     config = router.registry.config
 
     async def run() -> Any:
-        store = open_store(config.data_dir)
+        store = await open_store(config.data_dir, config.store.url or None)
         try:
             log = store.decisions(analyzer_version=router.analyzer_version, config_fingerprint=fingerprint(config),
                                   price_table_version=config.price_table_version)  # fmt: skip

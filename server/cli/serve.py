@@ -25,10 +25,27 @@ def add_parser(sub: Any) -> None:
     serve.set_defaults(run=run)
 
 
+def _refuse_an_unusable_store(config: Any) -> None:
+    """A replica that cannot reach its store, or finds a schema newer than it knows, stops here with one
+    line (`StoreError`) instead of a startup traceback from inside the HTTP server."""
+    import anyio
+
+    from server.errors import StoreError
+    from server.store import check_store
+
+    status = anyio.run(check_store, config.data_dir, config.store.url or None)
+    if status.version > status.known:
+        raise StoreError(
+            f"the database {status.location} has schema version {status.version}, newer than this "
+            f"model-router understands ({status.known}); upgrade model-router on this replica"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from server.mcp.app import build_server
 
-    server = build_server(load_router(args))
+    router = load_router(args)
+    server = build_server(router)
     # Everything loaded so far (the SDK's types, the registry, the analyser's tables) lives as long as the
     # process: leaving it out of the cyclic collector turns its full collections (pauses of 50-80 ms, which
     # stalled every request in flight) into a few ms.
@@ -42,5 +59,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from server.mcp.http_service import TOKEN_ENV, serve_http
 
+    _refuse_an_unusable_store(router.registry.config)
     serve_http(server, host=args.host, port=args.port, token=os.environ.get(TOKEN_ENV) or None)
     return 0

@@ -10,6 +10,7 @@ the key and what is allowed.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from importlib import resources
@@ -22,6 +23,7 @@ from server.domain.tasks import Category
 from server.errors import ConfigError
 
 CONFIG_ENV = "MODEL_ROUTER_CONFIG"
+DATABASE_URL_ENV = "MODEL_ROUTER_DATABASE_URL"
 HOME_ENV = "MODEL_ROUTER_HOME"
 MODEL_ID_PATTERN = r"^[A-Za-z0-9_.-]+/[^\s/][^\s]*$"
 Situation = Literal[
@@ -107,6 +109,14 @@ class BudgetConfig(_Strict):
     monthly_usd: float | None = Field(default=None, ge=0)
 
 
+class StoreConfig(_Strict):
+    """Where the ledger, budgets and sessions live: empty url, SQLite in the data dir; a postgresql:// URL,
+    one PostgreSQL database shared by every replica. `MODEL_ROUTER_DATABASE_URL` overrides the file; a
+    password belongs in that variable, PGPASSWORD, or a libpq service or password file, never in the config."""
+
+    url: str = Field(default="", pattern=r"^(|postgres(ql)?://.*)$")
+
+
 class Config(_Strict):
     """The whole validated configuration, loaded once at start and passed explicitly."""
 
@@ -114,6 +124,7 @@ class Config(_Strict):
     models: tuple[ModelConfig, ...]
     routing: RoutingConfig
     budgets: BudgetConfig = BudgetConfig()
+    store: StoreConfig = StoreConfig()
     tool_servers: dict[str, ToolServerConfig] = Field(default_factory=dict)
     prices_as_of: str
     price_table_version: str
@@ -156,11 +167,24 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     if path:
         user_path = Path(path).expanduser()
         user = _read_toml(user_path)
+        _refuse_stored_password(user, user_path)
         raw = _merge(raw, user)
         source = str(user_path)
+    if env.get(DATABASE_URL_ENV):
+        raw["store"] = {**raw.get("store", {}), "url": env[DATABASE_URL_ENV]}
     raw["data_dir"] = default_data_dir(env)
     raw["source"] = source
     return _validate(raw, source)
+
+
+def _refuse_stored_password(user: dict[str, Any], path: Path) -> None:
+    store = user.get("store")
+    url = store.get("url") if isinstance(store, dict) else None
+    if isinstance(url, str) and re.match(r"^[a-z]+://[^/@]*:[^/@]*@", url):
+        raise ConfigError(
+            f"config file {path}: store.url holds a password; remove it and set it in {DATABASE_URL_ENV}, "
+            "PGPASSWORD, or a libpq password file (~/.pgpass) or service file instead"
+        )
 
 
 def _read_shipped(name: str) -> dict[str, Any]:

@@ -64,7 +64,7 @@ async def open_runtime(
     """
     config = router.registry.config
     registry: Registry = router.registry
-    store = open_store(config.data_dir)
+    store = await open_store(config.data_dir, config.store.url or None)
     pool = ProviderPool(registry, env, http_client, config.data_dir)
     stack = AsyncExitStack()
     tools: ToolBox = (

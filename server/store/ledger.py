@@ -21,17 +21,18 @@ from server.store.interface import AttemptRecord, from_pico, to_pico
 
 __all__ = ["AttemptRecord", "Ledger", "from_pico", "insert_attempts", "to_pico"]
 
-_COLUMNS = [
+COLUMNS = [
     "task_id", "session_id", "attempt_no", "started_at", "latency_ms", "model", "provider", "category",
     "outcome", "error_type", "error_message", "input_tokens", "cached_input_tokens", "output_tokens",
     "reasoning_tokens", "cost_pusd", "estimated_input_tokens", "estimated_output_tokens", "tool_rounds",
     "tools_called", "price_table_version",
 ]  # fmt: skip
 _FLAGS = list(usage.FLAG.values())
-_INSERT = f"INSERT INTO attempts ({', '.join(_COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in _COLUMNS + _FLAGS)})"
+_INSERT = f"INSERT INTO attempts ({', '.join(COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in COLUMNS + _FLAGS)})"
 
 
-def _values(record: AttemptRecord) -> dict[str, Any]:
+def attempt_values(record: AttemptRecord) -> dict[str, Any]:
+    """The attempt's column values, as every backend stores them."""
     values = {f.name: getattr(record, f.name) for f in fields(record)}  # not asdict(): no deep copies
     values["cost_pusd"] = to_pico(values.pop("cost_usd"))
     values["tools_called"] = json.dumps(list(record.tools_called))
@@ -40,9 +41,9 @@ def _values(record: AttemptRecord) -> dict[str, Any]:
 
 def insert_attempts(conn: sqlite3.Connection, records: Sequence[AttemptRecord]) -> None:
     """Insert attempts and add them to the usage rollup; the caller owns the transaction."""
-    rows = [_values(record) for record in records]
+    rows = [attempt_values(record) for record in records]
     usage.set_first_flags(conn, rows)
-    conn.executemany(_INSERT, [[row[c] for c in _COLUMNS + _FLAGS] for row in rows])
+    conn.executemany(_INSERT, [[row[c] for c in COLUMNS + _FLAGS] for row in rows])
     usage.add_to_rollup(conn, rows)
 
 
@@ -64,13 +65,13 @@ class Ledger:
 
     async def import_attempts(self, records: Iterable[AttemptRecord]) -> None:
         """Bulk-load attempts in one transaction, then recompute flags and rollup once (imports, benchmarks)."""
-        columns = ", ".join(_COLUMNS)
-        marks = ", ".join("?" for _ in _COLUMNS)
+        columns = ", ".join(COLUMNS)
+        marks = ", ".join("?" for _ in COLUMNS)
 
         def write(conn: sqlite3.Connection) -> None:
             conn.executemany(
                 f"INSERT INTO attempts ({columns}) VALUES ({marks})",
-                ([values[c] for c in _COLUMNS] for values in map(_values, records)),
+                ([values[c] for c in COLUMNS] for values in map(attempt_values, records)),
             )
             usage.rebuild(conn)
 

@@ -20,6 +20,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import fields
 from datetime import date, timedelta
+from typing import NamedTuple
 
 from server.store.interface import Sums
 
@@ -33,7 +34,7 @@ WEEK = 7 * DAY
 GRAINS: dict[str, tuple[int, ...]] = {dim: (DAY, HOUR) for dim in DIMENSIONS} | {"session": (WEEK, DAY, HOUR)}
 
 
-def _rollup_dim(dim: str, size: int) -> str:
+def rollup_dim(dim: str, size: int) -> str:
     """The rollup rows' `dim` value: the dimension, suffixed with the bucket size when it is not the coarsest."""
     return dim if size == GRAINS[dim][0] else f"{dim}/{size}"
 
@@ -50,7 +51,7 @@ FLAG = {"all": "new_task", "model": "new_model", "provider": "new_provider", "ca
         "session": "new_session", "day": "new_day"}  # fmt: skip
 
 
-_NAMES = [f.name for f in fields(Sums)]
+SUM_NAMES = [f.name for f in fields(Sums)]
 
 
 def _raw_sums(flag: str) -> str:
@@ -66,10 +67,10 @@ def _raw_sums(flag: str) -> str:
 
 
 _UPSERT = (
-    f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
-    f"VALUES ({', '.join('?' for _ in range(4 + len(_NAMES)))}) "
+    f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(SUM_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in range(4 + len(SUM_NAMES)))}) "
     "ON CONFLICT (dim, bucket, key, price_table_version) DO UPDATE SET "
-    + ", ".join(f"{n} = {n} + excluded.{n}" for n in _NAMES)
+    + ", ".join(f"{n} = {n} + excluded.{n}" for n in SUM_NAMES)
 )
 
 
@@ -94,10 +95,16 @@ def set_first_flags(conn: sqlite3.Connection, rows: list[dict[str, object]]) -> 
             f"SELECT task_id, {_GROUP_COLUMNS} FROM attempts WHERE task_id IN ({marks})", chunk
         ):
             earlier[task_id].append(tuple(group))
+    mark_first(rows, earlier)
+
+
+def mark_first(rows: list[dict[str, object]], earlier: dict[object, list[tuple[object, ...]]]) -> None:
+    """Set the `new_*` flags of `rows` given each task's earlier attempts' groups (model, provider,
+    category, session, UTC day number), which this extends with the rows' own."""
     for row in rows:
         mine = (row["model"], row["provider"], row["category"] or "(none)", row["session_id"] or "(no session)",
                 int(float(row["started_at"]) // DAY))  # type: ignore[arg-type]  # fmt: skip
-        seen = earlier[row["task_id"]]
+        seen = earlier.setdefault(row["task_id"], [])
         row["new_task"] = int(not seen)
         for index, name in enumerate(("new_model", "new_provider", "new_category", "new_session", "new_day")):
             row[name] = int(all(previous[index] != mine[index] for previous in seen))
@@ -105,16 +112,22 @@ def set_first_flags(conn: sqlite3.Connection, rows: list[dict[str, object]]) -> 
 
 
 def add_to_rollup(conn: sqlite3.Connection, rows: Iterable[dict[str, object]]) -> None:
-    """Add inserted attempts (their column values, flags included) to every dimension's bucket sums.
+    """Add inserted attempts (their column values, flags included) to every dimension's bucket sums."""
+    conn.executemany(_UPSERT, rollup_increments(rows))
 
-    Rows landing in the same bucket are summed here first, so a batch costs one upsert per bucket touched.
+
+def rollup_increments(rows: Iterable[dict[str, object]]) -> list[tuple[object, ...]]:
+    """(dim, bucket, key, price table version, *sums) to add per bucket the rows touch, in key order.
+
+    Rows landing in the same bucket are summed here first, so a batch costs one upsert per bucket touched;
+    the fixed order lets concurrent writers lock the same buckets in the same order (no deadlock).
     """
     sums: dict[tuple[object, ...], list[int]] = {}
     for row in rows:
         for key, values in _rollup_entries(row):
             total = sums.get(key)
             sums[key] = values if total is None else list(map(operator.add, total, values))
-    conn.executemany(_UPSERT, [(*key, *values) for key, values in sums.items()])
+    return [(*key, *values) for key, values in sorted(sums.items(), key=lambda item: repr(item[0]))]
 
 
 def _rollup_entries(row: dict[str, object]) -> Iterator[tuple[tuple[object, ...], list[int]]]:
@@ -138,7 +151,7 @@ def _rollup_entries(row: dict[str, object]) -> Iterator[tuple[tuple[object, ...]
         values = list(common)
         values[2] = row[FLAG[dim]]
         for size in GRAINS[dim]:
-            yield (_rollup_dim(dim, size), int(started // size), keys[dim], row["price_table_version"]), values  # type: ignore[misc]
+            yield (rollup_dim(dim, size), int(started // size), keys[dim], row["price_table_version"]), values  # type: ignore[misc]
 
 
 def _iso_day(day: int) -> str:
@@ -172,8 +185,8 @@ def rebuild(conn: sqlite3.Connection) -> None:
     for dim in DIMENSIONS:
         for size in GRAINS[dim]:
             conn.execute(
-                f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(_NAMES)}) "
-                f"SELECT '{_rollup_dim(dim, size)}', CAST(started_at / {size} AS INTEGER) AS b, {KEY_SQL[dim]} AS k, "
+                f"INSERT INTO usage_rollup (dim, bucket, key, price_table_version, {', '.join(SUM_NAMES)}) "
+                f"SELECT '{rollup_dim(dim, size)}', CAST(started_at / {size} AS INTEGER) AS b, {KEY_SQL[dim]} AS k, "
                 f"price_table_version, {_raw_sums(FLAG[dim])} FROM attempts GROUP BY b, k, price_table_version"
             )
 
@@ -207,35 +220,51 @@ def _collect(
     until: float | None,
     take: Callable[[Iterable[tuple]], None],
 ) -> None:
+    for piece in plan_window(dim, sizes, since, until):
+        if piece.rollup_dim is None:
+            take(_raw(conn, dim, piece.since, piece.until))
+            continue
+        clauses: list[str] = ["dim = ?"]
+        args: list[object] = [piece.rollup_dim]
+        for clause, value in (("bucket >= ?", piece.first), ("bucket < ?", piece.end)):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        take(
+            conn.execute(
+                f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in SUM_NAMES)} FROM usage_rollup "
+                f"WHERE {' AND '.join(clauses)} GROUP BY key, price_table_version",
+                args,
+            ).fetchall()
+        )
+
+
+class Piece(NamedTuple):
+    """One read of a window: rollup rows `rollup_dim` with first <= bucket < end (None: unbounded), or,
+    when `rollup_dim` is None, the raw attempts with since <= started_at < until."""
+
+    rollup_dim: str | None
+    first: int | None = None
+    end: int | None = None
+    since: float | None = None
+    until: float | None = None
+
+
+def plan_window(dim: str, sizes: tuple[int, ...], since: float | None, until: float | None) -> list[Piece]:
     """Whole buckets of the first size from the rollup; the cut edges from finer buckets, then raw rows."""
     if not sizes:
-        take(_raw(conn, dim, since, until))
-        return
+        return [Piece(None, since=since, until=until)]
     size, finer = sizes[0], sizes[1:]
     first = None if since is None else math.ceil(since / size)
     end = None if until is None else math.floor(until / size)
     if first is not None and end is not None and first >= end:
-        _collect(conn, dim, finer, since, until, take)
-        return
-    clauses: list[str] = ["dim = ?"]
-    args: list[object] = [_rollup_dim(dim, size)]
-    if first is not None:
-        clauses.append("bucket >= ?")
-        args.append(first)
-        if since is not None and since < first * size:
-            _collect(conn, dim, finer, since, first * size, take)
-    if end is not None:
-        clauses.append("bucket < ?")
-        args.append(end)
-        if until is not None and until > end * size:
-            _collect(conn, dim, finer, end * size, until, take)
-    take(
-        conn.execute(
-            f"SELECT key, price_table_version, {', '.join(f'SUM({n})' for n in _NAMES)} FROM usage_rollup "
-            f"WHERE {' AND '.join(clauses)} GROUP BY key, price_table_version",
-            args,
-        ).fetchall()
-    )
+        return plan_window(dim, finer, since, until)
+    pieces: list[Piece] = []
+    if first is not None and since is not None and since < first * size:
+        pieces += plan_window(dim, finer, since, first * size)
+    if end is not None and until is not None and until > end * size:
+        pieces += plan_window(dim, finer, end * size, until)
+    return [*pieces, Piece(rollup_dim(dim, size), first, end)]
 
 
 def _raw(

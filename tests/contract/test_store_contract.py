@@ -43,7 +43,7 @@ async def test_an_attempt_and_its_settlement_commit_together(store: Store) -> No
 
 
 async def test_concurrent_reservations_never_exceed_a_limit_even_from_two_stores(backend: Backend) -> None:
-    one, two = backend.open(), backend.open()  # two connections: what two processes see
+    one, two = await backend.open(), await backend.open()  # two connections: what two processes see
     limits = [_limit("day", "1.00")]
     granted: list[int] = []
     refused: list[Refused] = []
@@ -196,14 +196,14 @@ async def test_decisions_round_trip(store: Store) -> None:
 
 
 async def test_a_schema_newer_than_known_is_refused(backend: Backend) -> None:
-    backend.open()
+    await backend.open()
     backend.mark_too_new()
     with pytest.raises(StoreError, match="newer than this model-router"):
-        backend.open()
+        await backend.open()
 
 
 async def test_an_unwritable_store_fails_loudly_and_keeps_nothing_of_the_write(backend: Backend) -> None:
-    store = backend.open()
+    store = await backend.open()
     held = await store.budgets.reserve(_hold("t1"), [], now=NOW, ttl_s=600)
     assert isinstance(held, int)
     backend.refuse_writes(store)
@@ -213,7 +213,7 @@ async def test_an_unwritable_store_fails_loudly_and_keeps_nothing_of_the_write(b
     assert store.location in message and "free space" in message and "writable" in message
     with pytest.raises(StoreError):
         await store.sessions.append("s1", [("user", "hello")])
-    other = backend.open()  # a fresh connection sees only what was committed
+    other = await backend.open()  # a fresh connection sees only what was committed
     assert await other.ledger.attempts("t1") == []
     [task] = await other.budgets.usage([Scope("task", "t1")], now=NOW)
     assert (task.spent_pusd, task.held_pusd) == (0, to_pico(Decimal("0.10")))  # the settlement did not happen
