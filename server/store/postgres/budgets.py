@@ -44,16 +44,23 @@ class PgBudgetWindows:
     async def usage(self, scopes: Sequence[Scope], *, now: float) -> list[WindowUsage]:
         return await self._db.read(lambda conn: positions(conn, scopes, now))
 
-    async def reserve(self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float) -> int | Refused:
+    async def reserve(
+        self, hold: Hold, limits: Sequence[Limit], *, now: float, ttl_s: float, replacing: Sequence[int] = ()
+    ) -> int | Refused:
         async def txn(conn: AsyncConnection) -> int | Refused:
             slots = sorted({lock_slot(limit.scope) for limit in limits})
             if slots:
                 await conn.execute(
                     "SELECT slot FROM budget_locks WHERE slot = ANY(%s) ORDER BY slot FOR UPDATE", (slots,)
                 )
+            # The replaced holds stop counting for this check; a refusal puts them back as they were.
+            await conn.execute("SAVEPOINT replace_holds")
+            if replacing:
+                await conn.execute("DELETE FROM reservations WHERE id = ANY(%s)", (list(replacing),))
             now_at = await positions(conn, [limit.scope for limit in limits], now)
             for limit, position in zip(limits, now_at, strict=True):
                 if not fits(limit.limit_pusd, position, hold.amount_pusd):
+                    await conn.execute("ROLLBACK TO SAVEPOINT replace_holds")
                     return Refused(limit, position)
             cur = await conn.execute(
                 "INSERT INTO reservations (task_id, session_id, model, amount_pusd, created_at, expires_at) "
