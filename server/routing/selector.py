@@ -18,6 +18,9 @@ from server.domain.registry import Registry
 from server.domain.tasks import Category, TaskAnalysis
 from server.errors import RoutingError
 
+# Said in the route's reasons (and so in `complete`'s result) when a task that wants tools runs without them.
+TOOLS_DROPPED = "the task wants tools but no available model supports them; it runs without tools"
+
 
 class Preference(StrEnum):
     CHEAPEST = "cheapest"
@@ -297,7 +300,7 @@ def _available_chain(
         if with_tools:
             chain = with_tools
         elif chain:
-            reasons.append("the task wants tools but no available model supports them; it will run without tools")
+            reasons.append(f"{TOOLS_DROPPED} (available: {', '.join(m.id for m in chain[:3])})")
     if chain or not required:
         return chain
     if options.self_hosted_only:
