@@ -20,7 +20,11 @@ FETCH_TIMEOUT_S = 30.0
 
 
 def add_parsers(sub: Any) -> None:
-    prices = sub.add_parser("prices", help="the price data models are priced with")
+    prices = sub.add_parser(
+        "prices",
+        help="the price data models are priced with",
+        description="prices update [--url URL]: fetch genai-prices' newest data; on failure the old data stays.",
+    )
     actions = prices.add_subparsers(dest="prices_command", required=True, metavar="ACTION")
     update = actions.add_parser(
         "update",
