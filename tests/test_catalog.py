@@ -191,3 +191,23 @@ def test_models_filters_by_provider_search_and_availability(tmp_path: Path) -> N
     usable = json.loads(run_cli("models", "--json", "--available", home=tmp_path, env=env).stdout)
     assert "mistral" in {r["provider"] for r in usable} and all(r["available"] for r in usable)
     assert not {r["provider"] for r in usable} & {"openai", "anthropic", "groq"}
+
+
+@pytest.mark.anyio
+async def test_the_models_resource_filters_like_the_command() -> None:
+    from server.mcp.app import build_server
+
+    keys = {"GROQ_API_KEY": "test-groq-key-0000"}
+    registry = Registry(load_config(env=os.environ), keys, local_runtime=lambda: False)
+    async with Client(build_server(Router(registry))) as client:
+
+        async def rows(uri: str) -> list[dict[str, object]]:
+            result = await client.read_resource(uri)
+            return list(json.loads(result.contents[0].text))  # type: ignore[union-attr]
+
+        everything = await rows("router://models")
+        groq = await rows("router://models?provider=groq")
+        usable_groq = await rows("router://models?provider=groq&available=true&search=gpt-oss")
+    assert len(everything) >= 40
+    assert groq and {r["provider"] for r in groq} == {"groq"}
+    assert {r["id"] for r in usable_groq} == {"groq/gpt-oss-120b", "groq/gpt-oss-20b"}

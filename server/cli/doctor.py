@@ -59,6 +59,8 @@ async def run_checks(
     except ConfigError as exc:
         return [Check("config", "error", str(exc), "fix the file as the message says, or unset MODEL_ROUTER_CONFIG")]
     checks = [Check("config", "ok", f"valid ({config.source})")]
+    unpriced = [m.id for m in config.models if m.enabled and m.price_source is None]
+    checks.append(Check("price data", "ok", f"{config.price_table_version}; unpriced: {', '.join(unpriced) or 'none'}"))
     checks.append(_data_dir(config))
     registry = Registry(config, env, probe=EndpointProbe())
     checks += await _providers(config, registry, env, probe_timeout_s)

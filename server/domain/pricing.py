@@ -1,5 +1,8 @@
 """Cost as a pure function of token counts and registry prices (USD per 1M tokens).
 
+The prices are data: filled from genai-prices by `domain.catalog` when the config loads (or written in a
+config file), with the label of their source on each model (`price_source`).
+
 Invariants: amounts are `Decimal` and rounded only for display; an unknown price gives `None` (reported
 as unpriced), never 0 and never a guess. Cached input tokens are part of the input count and are billed
 at the cached price when the model has one, else at the input price (no cache discount).
