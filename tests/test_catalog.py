@@ -9,6 +9,7 @@ import os
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -211,3 +212,10 @@ async def test_the_models_resource_filters_like_the_command() -> None:
     assert len(everything) >= 40
     assert groq and {r["provider"] for r in groq} == {"groq"}
     assert {r["id"] for r in usable_groq} == {"groq/gpt-oss-120b", "groq/gpt-oss-20b"}
+
+
+def test_a_long_prompt_pays_the_catalogues_long_context_price() -> None:
+    pro = next(m for m in load_config(env=os.environ).models if m.id == "google/gemini-2.5-pro")
+    # genai-prices: $1.25 in / $10 out up to 200k input tokens, $2.50 / $15 for the whole call past it
+    assert token_cost(pro, input_tokens=100_000, output_tokens=1_000) == Decimal("0.135")
+    assert token_cost(pro, input_tokens=300_000, output_tokens=1_000) == Decimal("0.765")

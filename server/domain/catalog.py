@@ -5,8 +5,8 @@ the data dir (`catalog/genai-prices.json`, used instead of the package's bundled
 valid). Invariants: reading never touches the network; a model a catalogue does not list gets no facts or
 no prices from it (never a guess, never $0); every price carries the label of the data it came from
 (`genai-prices 0.2.3 bundled, prices as of 2026-10-18`), which the ledger records on each row it prices.
-Prices are the ones in effect at `now` (genai-prices keeps dated price changes); a long-context tier is
-reported as the base price (the tier applies only past its threshold).
+Prices are the ones in effect at `now` (genai-prices keeps dated price changes); a long-context tier (the
+first, the only one the data uses for these providers) becomes the `long_context_*` prices.
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ class ModelPrices:
     output: float
     cached_input: float | None
     cache_write: float | None
-    long_context_from: int | None  # a higher-priced tier starts at this many input tokens
+    long_context_from: int | None  # past this many input tokens, the long_* prices apply to the whole call
+    long_input: float | None
+    long_cached_input: float | None
+    long_output: float | None
 
 
 @dataclass(frozen=True)
@@ -88,12 +91,16 @@ class Catalog:
         if inp is None or out is None:
             return None
         tiers = getattr(inp, "tiers", None)
+        cached = getattr(price, "cache_read_mtok", None)
         return ModelPrices(
             input=_base(inp),
             output=_base(out),
-            cached_input=_optional(getattr(price, "cache_read_mtok", None)),
+            cached_input=_optional(cached),
             cache_write=_optional(getattr(price, "cache_write_mtok", None)),
             long_context_from=tiers[0].start if tiers else None,
+            long_input=_first_tier(inp),
+            long_cached_input=_first_tier(cached),
+            long_output=_first_tier(out),
         )
 
     def context_window(self, provider: str, model_id: str) -> int | None:
@@ -167,6 +174,11 @@ def _read_meta(path: Path) -> dict[str, str]:
 
 def _base(value: Any) -> float:
     return float(value.base if hasattr(value, "base") else Decimal(value))
+
+
+def _first_tier(value: Any) -> float | None:
+    tiers = getattr(value, "tiers", None)
+    return float(tiers[0].price) if tiers else None
 
 
 def _optional(value: Any) -> float | None:

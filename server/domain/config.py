@@ -67,7 +67,10 @@ class ModelConfig(_Strict):
     cached_input_price: float | None = Field(default=None, ge=0)
     output_price: float | None = Field(default=None, ge=0)
     cache_write_price: float | None = Field(default=None, ge=0)
-    long_context_from: int | None = Field(default=None, gt=0)  # a dearer price tier starts here
+    long_context_from: int | None = Field(default=None, gt=0)  # past this many input tokens: the long_* prices
+    long_context_input_price: float | None = Field(default=None, ge=0)
+    long_context_cached_input_price: float | None = Field(default=None, ge=0)
+    long_context_output_price: float | None = Field(default=None, ge=0)
     price_source: str | None = None  # which price data priced this model; None: unpriced
     supports_tools: bool = False
     supports_vision: bool = False
@@ -195,7 +198,9 @@ def load_config(
 _FACTS = ("display_name", "context_window", "max_output_tokens", "supports_tools", "supports_vision",
           "open_weights", "release_date")  # fmt: skip
 _PRICES = {"input_price": "input", "output_price": "output", "cached_input_price": "cached_input",
-           "cache_write_price": "cache_write", "long_context_from": "long_context_from"}  # fmt: skip
+           "cache_write_price": "cache_write", "long_context_from": "long_context_from",
+           "long_context_input_price": "long_input", "long_context_cached_input_price": "long_cached_input",
+           "long_context_output_price": "long_output"}  # fmt: skip
 
 
 def _from_catalog(
