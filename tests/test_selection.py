@@ -158,3 +158,12 @@ def test_selection_is_deterministic(registry_all_keys: Registry) -> None:
     analysis = _analysis(Category.TEXT_GENERATION, 3, 0.55)
     first = select_route(analysis, RouteOptions(), registry_all_keys)
     assert all(select_route(analysis, RouteOptions(), registry_all_keys) == first for _ in range(5))
+
+
+def test_a_document_too_long_for_every_self_hosted_model_names_the_context_window(registry_no_keys: Registry) -> None:
+    analysis = _analysis(Category.LONG_DOCUMENT, 3, 0.5, estimated_input_tokens=75_000)
+    with pytest.raises(RoutingError) as raised:
+        select_route(analysis, RouteOptions(self_hosted_only=True), registry_no_keys)
+    message = str(raised.value)
+    assert "needs about 75,500 tokens of context" in message and "holds 32,768" in message
+    assert "pip install" not in message  # the runtime is installed; the window is the cause
