@@ -93,7 +93,7 @@ async def test_report_totals_groups_and_savings_reproduce_by_hand(store: Store, 
     # output 200+100+0+500 = 800 * 20 = 16,000 -> 33,200 / 1e6
     assert report.savings.baseline_cost_usd == pytest.approx(0.0332, abs=1e-12)
     assert report.savings.saved_usd == pytest.approx(0.0332 - 0.01474, abs=1e-12)
-    assert report.savings.saved_pct == pytest.approx((0.1275 - 0.01554) / 0.1275 * 100)
+    assert report.savings.saved_pct == pytest.approx((0.0332 - 0.01474) / 0.0332 * 100)
     assert [u.model for u in report.unpriced] == ["openai/mystery"]
     assert report.tier1_share == pytest.approx(1 / 4)  # sonnet among ok attempts (flash, nano, sonnet, mystery)
     by_model = {g.key: g for g in report.groups}
