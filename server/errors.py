@@ -14,6 +14,7 @@
     │   ├── SchemaTooNew           the database was written by a newer model-router
     │   └── NotRecorded            an attempt's ledger row or budget hold could not be committed: the call stops
     ├── LearnedModelError          the stored learned router cannot be used
+    ├── PriceUpdateFailed          newer price data could not be fetched or read; the old data stays in use
     ├── ToolUnavailable            a tool sub-server could not be started or reached
     ├── TaskStopped                a failure no other model can fix (auth, bad request); carries the attempts
     ├── AllModelsFailed            every model of a route failed; carries each attempt
@@ -110,6 +111,10 @@ class NotRecorded(StoreError):
 
 class LearnedModelError(RouterError):
     """The stored learned model cannot be used; the message says why and how to fix it."""
+
+
+class PriceUpdateFailed(RouterError):
+    """`prices update` could not fetch or read newer price data; the prices in use are unchanged."""
 
 
 class ToolUnavailable(RouterError):

@@ -23,6 +23,8 @@ ALL_KEYS = {
     "GROQ_API_KEY": "test-groq-key-0000",
     "OPENROUTER_API_KEY": "test-openrouter-key-0000",
     "MOONSHOT_API_KEY": "test-moonshot-key-0000",
+    "DEEPSEEK_API_KEY": "test-deepseek-key-0000",
+    "MISTRAL_API_KEY": "test-mistral-key-0000",
 }
 
 

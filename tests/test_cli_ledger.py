@@ -20,9 +20,9 @@ def test_report_on_an_empty_ledger(tmp_path: Path) -> None:
     done = run_cli("report", "--json", "--since", "7d", "--group-by", "day", home=tmp_path)
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["totals"]["calls"] == 0 and report["savings"]["baseline_model"] == "anthropic/claude-opus-4"
+    assert report["totals"]["calls"] == 0 and report["savings"]["baseline_model"] == "anthropic/claude-opus-5-5"
     human = run_cli("report", home=tmp_path)
-    assert human.returncode == 0 and "savings vs anthropic/claude-opus-4" in human.stdout
+    assert human.returncode == 0 and "savings vs anthropic/claude-opus-5-5" in human.stdout
     bad = run_cli("report", "--since", "last tuesday", home=tmp_path)
     assert bad.returncode == 1 and "ISO date" in bad.stderr
 

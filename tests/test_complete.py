@@ -93,35 +93,35 @@ async def test_multi_round_tool_loop_on_each_wire_format(tmp_path, fake, keys, m
 )
 async def test_transient_failures_move_to_the_next_model(tmp_path, fake, keys, failure, retried) -> None:
     server, _ = _server(_config(tmp_path, fake, timeout_s=1.0), keys)
-    fake.script("claude-sonnet-4-20250514", failure, failure)
+    fake.script("claude-sonnet-5-5", failure, failure)
     with anyio.fail_after(30):
         result = await _complete(server, task=CODING)
     data = result.structured_content
-    assert data["route"]["primary_model"] == "anthropic/claude-sonnet-4"
+    assert data["route"]["primary_model"] == "anthropic/claude-sonnet-5-5"
     assert data["model_used"] == data["route"]["fallback_models"][0]
     failed = [a for a in data["attempts"] if a["outcome"] == "error"]
     assert len(failed) == (2 if retried else 1)
-    assert all(a["model"] == "anthropic/claude-sonnet-4" for a in failed)
+    assert all(a["model"] == "anthropic/claude-sonnet-5-5" for a in failed)
 
 
 async def test_context_too_long_skips_to_a_larger_window(tmp_path, fake, keys) -> None:
     server, _ = _server(_config(tmp_path, fake), keys)
-    fake.script("claude-sonnet-4-20250514", f.context_too_long())
+    fake.script("claude-sonnet-5-5", f.context_too_long())
     result = await _complete(server, task=CODING)
     data = result.structured_content
     used = load_config(_config(tmp_path, fake), env=keys)
     window = {m.id: m.context_window for m in used.models}
-    assert window[data["model_used"]] > window["anthropic/claude-sonnet-4"]
+    assert window[data["model_used"]] > window["anthropic/claude-sonnet-5-5"]
 
 
 async def test_auth_failure_stops_and_names_the_variable(tmp_path, fake, keys) -> None:
     server, config = _server(_config(tmp_path, fake), keys)
-    fake.script("claude-sonnet-4-20250514", f.unauthorized())
+    fake.script("claude-sonnet-5-5", f.unauthorized())
     result = await _complete(server, task=CODING)
     assert result.is_error
     text = result.content[0].text
     assert "ANTHROPIC_API_KEY" in text and keys["ANTHROPIC_API_KEY"] not in text
-    assert fake.models_called() == ["claude-sonnet-4-20250514"]  # no fallback after an auth failure
+    assert fake.models_called() == ["claude-sonnet-5-5"]  # no fallback after an auth failure
     assert [r["error_type"] for r in attempt_rows(config)] == ["AuthError"]
 
 
@@ -134,7 +134,7 @@ async def test_every_model_failing_ends_promptly_listing_each_attempt(tmp_path, 
     text = result.content[0].text
     assert f"all {len(fake.requests)} attempts failed" in text  # one line per request the fakes saw
     assert text.count("HTTP 500") == len(fake.requests)
-    assert "anthropic/claude-sonnet-4: ProviderUnavailable" in text
+    assert "anthropic/claude-sonnet-5-5: ProviderUnavailable" in text
 
 
 async def test_self_hosted_only_never_reaches_a_cloud_endpoint(tmp_path, fake, keys) -> None:

@@ -17,8 +17,8 @@ from tests.helpers import run_cli
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SUBCOMMANDS = ["serve", "route", "complete", "report", "decisions", "models", "analyze", "eval", "train", "doctor",
-               "claude-config", "db"]  # fmt: skip
+SUBCOMMANDS = ["serve", "route", "complete", "report", "decisions", "models", "prices", "analyze", "eval", "train",
+               "doctor", "claude-config", "db"]  # fmt: skip
 
 
 def marked_command(marker: str) -> str:

@@ -31,13 +31,13 @@ def test_redis_rate_limiter_goes_to_a_tier1_coding_model(registry_all_keys: Regi
     result = anyio.run(Router(registry_all_keys).route, RATE_LIMITER, RouteOptions())
     assert result.category == "complex_coding"
     assert result.complexity >= 4
-    assert result.primary_model == "anthropic/claude-sonnet-4"
+    assert result.primary_model == "anthropic/claude-sonnet-5-5"
 
 
 def test_proof_with_best_quality_goes_to_the_reasoning_specialist(registry_all_keys: Registry) -> None:
     result = anyio.run(Router(registry_all_keys).route, PROOF, RouteOptions(preference=Preference.BEST_QUALITY))
     assert result.category == "deep_reasoning"
     assert result.complexity >= 4
-    assert result.primary_model == "openai/o3"
-    primary = registry_all_keys.resolve("openai/o3")
+    assert result.primary_model == "openai/gpt-6.1-sol"
+    primary = registry_all_keys.resolve("openai/gpt-6.1-sol")
     assert primary is not None and primary.reasoning_model

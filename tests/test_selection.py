@@ -27,15 +27,15 @@ def _analysis(category: Category, complexity: int = 2, strong: float = 0.3, **kw
 
 def test_hard_coding_task_goes_to_the_tier1_coding_model(registry_all_keys: Registry) -> None:
     route = select_route(_analysis(Category.COMPLEX_CODING, 5, 0.9), RouteOptions(), registry_all_keys)
-    assert route.primary.id == "anthropic/claude-sonnet-4"
+    assert route.primary.id == "anthropic/claude-sonnet-5-5"
     assert route.primary.tier == 1
-    assert route.fallbacks[0].id == "google/gemini-2.5-flash"  # the matrix's fallback comes first
+    assert route.fallbacks[0].id == "openai/gpt-6.1-terra"  # the matrix's fallback comes first
 
 
 def test_best_quality_hard_reasoning_goes_to_the_reasoning_specialist(registry_all_keys: Registry) -> None:
     options = RouteOptions(preference=Preference.BEST_QUALITY)
     route = select_route(_analysis(Category.DEEP_REASONING, 4, 0.8), options, registry_all_keys)
-    assert route.primary.id == "openai/o3"
+    assert route.primary.id == "openai/gpt-6.1-sol"
     assert route.situation == "math_heavy"
 
 
@@ -115,7 +115,7 @@ def test_without_keys_routes_to_self_hosted_and_names_the_key_that_would_help(re
     route = select_route(_analysis(Category.COMPLEX_CODING, 5, 0.9), RouteOptions(), registry_no_keys)
     assert all(registry_no_keys.is_self_hosted(m) for m in route.chain)
     assert "local/gemma-3-270m" in [m.id for m in route.chain]
-    assert route.preferred_model == "anthropic/claude-sonnet-4"
+    assert route.preferred_model == "anthropic/claude-sonnet-5-5"
     assert any("set ANTHROPIC_API_KEY" in r for r in route.reasons)
     assert route.estimated_cost_usd == 0.0
 
@@ -158,3 +158,12 @@ def test_selection_is_deterministic(registry_all_keys: Registry) -> None:
     analysis = _analysis(Category.TEXT_GENERATION, 3, 0.55)
     first = select_route(analysis, RouteOptions(), registry_all_keys)
     assert all(select_route(analysis, RouteOptions(), registry_all_keys) == first for _ in range(5))
+
+
+def test_a_document_too_long_for_every_self_hosted_model_names_the_context_window(registry_no_keys: Registry) -> None:
+    analysis = _analysis(Category.LONG_DOCUMENT, 3, 0.5, estimated_input_tokens=75_000)
+    with pytest.raises(RoutingError) as raised:
+        select_route(analysis, RouteOptions(self_hosted_only=True), registry_no_keys)
+    message = str(raised.value)
+    assert "needs about 75,500 tokens of context" in message and "holds 32,768" in message
+    assert "pip install" not in message  # the runtime is installed; the window is the cause

@@ -34,7 +34,7 @@ async def test_console_script_serves_route_task_over_stdio(tmp_path: Path) -> No
             },
         )
         assert not result.is_error
-        assert result.structured_content["primary_model"] == "anthropic/claude-sonnet-4"
+        assert result.structured_content["primary_model"] == "anthropic/claude-sonnet-5-5"
         bad = await client.call_tool("route_task", {"task": "   "})
         assert bad.is_error
         again = await client.call_tool("route_task", {"task": "What is 2+2?"})

@@ -93,14 +93,14 @@ async def test_an_answer_whose_attempt_row_cannot_be_written_is_not_returned(tmp
 
 async def test_a_failed_attempt_that_cannot_be_recorded_stops_the_chain(tmp_path, fake) -> None:
     server, config, opened = _server(tmp_path, fake)
-    fake.script("claude-sonnet-4-20250514", f.server_error())  # the primary fails: normally retried, then fallback
+    fake.script("claude-sonnet-5-5", f.server_error())  # the primary fails: normally retried, then fallback
     async with Client(server) as client:
         route = (await client.call_tool("route_task", {"task": CODING})).structured_content
         refuse_inserts(opened[0].store, "attempts")
         result = await client.call_tool("complete", {"task": CODING, "enable_tools": False})
-    assert route["primary_model"] == "anthropic/claude-sonnet-4" and route["fallback_models"]
-    assert result.is_error and "the error attempt from anthropic/claude-sonnet-4 " + NOT_RECORDED in _text(result)
-    assert fake.models_called() == ["claude-sonnet-4-20250514"]  # no retry, no fallback: nothing more was paid for
+    assert route["primary_model"] == "anthropic/claude-sonnet-5-5" and route["fallback_models"]
+    assert result.is_error and "the error attempt from anthropic/claude-sonnet-5-5 " + NOT_RECORDED in _text(result)
+    assert fake.models_called() == ["claude-sonnet-5-5"]  # no retry, no fallback: nothing more was paid for
     assert attempt_rows(config) == []
 
 

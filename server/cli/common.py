@@ -32,6 +32,7 @@ def load_router(args: argparse.Namespace) -> Any:
     """The router for `--config`, with `--analyzer`/`--model` applied where the command has them."""
     from server.domain.config import load_config
     from server.domain.registry import Registry
+    from server.providers.reachability import EndpointProbe
     from server.routing.router import Router
 
     config = load_config(args.config)
@@ -45,7 +46,7 @@ def load_router(args: argparse.Namespace) -> Any:
         config = config.model_copy(update={"routing": routing})
         if config.routing.analyzer not in ("local", "learned") and not config.routing.analyzer.startswith("llm:"):
             raise RouterError(f"--analyzer {analyzer!r}: use local, learned or llm:<model id>")
-    return Router(Registry(config, os.environ))
+    return Router(Registry(config, os.environ, probe=EndpointProbe()))
 
 
 def run_with_analyzer(router: Any, work: Any) -> Any:

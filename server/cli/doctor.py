@@ -30,6 +30,7 @@ from server.analysis.learned import load as load_learned
 from server.domain.config import Config, load_config
 from server.domain.registry import Registry
 from server.errors import ConfigError, LearnedModelError, StoreError
+from server.providers.reachability import EndpointProbe
 from server.store import check_store
 from server.tools.hub import open_tool_hub
 from tool_servers.code_exec.sandbox import probe_sandbox
@@ -59,9 +60,11 @@ async def run_checks(
     except ConfigError as exc:
         return [Check("config", "error", str(exc), "fix the file as the message says, or unset MODEL_ROUTER_CONFIG")]
     checks = [Check("config", "ok", f"valid ({config.source})")]
+    unpriced = [m.id for m in config.models if m.enabled and m.price_source is None]
+    checks.append(Check("price data", "ok", f"{config.price_table_version}; unpriced: {', '.join(unpriced) or 'none'}"))
     checks.append(_data_dir(config))
     checks.append(await _database(config))
-    registry = Registry(config, env)
+    registry = Registry(config, env, probe=EndpointProbe())
     checks += await _providers(config, registry, env, probe_timeout_s)
     checks.append(await _local_model(registry, config, generate=generate))
     checks.append(_any_model(registry))

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from server import __version__
-from server.cli import analysis, database, ledger, models, serve, setup, tasks
+from server.cli import analysis, database, ledger, models, prices, serve, setup, tasks
 from server.cli.common import EXIT_FAILURE
 from server.errors import RouterError
 from server.logs import configure_logging
@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_parser(sub)
     tasks.add_parsers(sub)  # route, complete
     models.add_parser(sub)
+    prices.add_parsers(sub)  # prices update
     analysis.add_parsers(sub)  # analyze, eval, train
     ledger.add_parsers(sub)  # report, decisions
     setup.add_parsers(sub)  # doctor, claude-config

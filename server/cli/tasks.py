@@ -66,7 +66,7 @@ def run_complete(args: argparse.Namespace) -> int:
 
     from server.execution.completion import CompleteRequest
     from server.execution.runtime import open_runtime
-    from server.routing.selector import Preference, RouteOptions
+    from server.routing.selector import TOOLS_DROPPED, Preference, RouteOptions
 
     task = sys.stdin.read() if args.task == "-" else args.task
     request = CompleteRequest(
@@ -92,6 +92,9 @@ def run_complete(args: argparse.Namespace) -> int:
             return await runtime.completion.complete(request, progress)
 
     result = anyio.run(run)
+    for reason in result.route.reasons:
+        if reason.startswith(TOOLS_DROPPED):
+            print(f"note: {reason}", file=sys.stderr)
     if args.json:
         print(result.model_dump_json(indent=2))
         return 0

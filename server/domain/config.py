@@ -1,7 +1,9 @@
 """Configuration: the shipped defaults and registry, merged with the user's TOML file, validated once.
 
-Sources, later ones winning: `server/data/defaults.toml` and `server/data/models.toml` (shipped), then
-the file named by `MODEL_ROUTER_CONFIG`. Tables merge key by key; `[[models]]` merge by `id` (a user
+Sources, later ones winning: the catalogues (`domain.catalog`: models.dev facts, genai-prices prices),
+`server/data/defaults.toml` and `server/data/models.toml` (shipped: our routing layer), then the file
+named by `MODEL_ROUTER_CONFIG`. A field any file writes wins over the catalogue; each model's
+`price_source` says where its prices came from. Tables merge key by key; `[[models]]` merge by `id` (a user
 entry with a shipped id overrides just the fields it names; a new id adds a model). Keys come only from
 environment variables named by `api_key_env`. Every problem becomes one `ConfigError` naming the file,
 the key and what is allowed.
@@ -19,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from server.domain.catalog import Catalog, load_catalog
 from server.domain.tasks import Category
 from server.errors import ConfigError
 
@@ -43,6 +46,8 @@ class ProviderConfig(_Strict):
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     self_hosted: bool = False
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    prices_from: str | None = None  # this provider's id in genai-prices
+    facts_from: str | None = None  # this provider's id in models.dev
 
 
 class ModelConfig(_Strict):
@@ -58,9 +63,17 @@ class ModelConfig(_Strict):
     instruction_following: int | None = Field(default=None, ge=0, le=100)
     tokens_per_second: int | None = Field(default=None, gt=0)
     context_window: int = Field(gt=0)
+    max_output_tokens: int | None = Field(default=None, gt=0)
+    release_date: str | None = None
     input_price: float | None = Field(default=None, ge=0)
     cached_input_price: float | None = Field(default=None, ge=0)
     output_price: float | None = Field(default=None, ge=0)
+    cache_write_price: float | None = Field(default=None, ge=0)
+    long_context_from: int | None = Field(default=None, gt=0)  # past this many input tokens: the long_* prices
+    long_context_input_price: float | None = Field(default=None, ge=0)
+    long_context_cached_input_price: float | None = Field(default=None, ge=0)
+    long_context_output_price: float | None = Field(default=None, ge=0)
+    price_source: str | None = None  # which price data priced this model; None: unpriced
     supports_tools: bool = False
     supports_vision: bool = False
     reasoning_model: bool = False
@@ -158,11 +171,15 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
     return Path(platformdirs.user_data_dir("model-router", appauthor=False))
 
 
-def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Config:
-    """Load shipped defaults, merge the user file (argument, else `$MODEL_ROUTER_CONFIG`), validate."""
+def load_config(
+    path: str | Path | None = None, env: Mapping[str, str] | None = None, catalog: Catalog | None = None
+) -> Config:
+    """Load shipped defaults, merge the user file (argument, else `$MODEL_ROUTER_CONFIG`), fill each model
+    from the catalogues (`catalog`, else the data dir's: saved price data or the bundled snapshot), validate."""
     env = os.environ if env is None else env
     raw = _merge(_read_shipped("defaults.toml"), _read_shipped("models.toml"))
     source = "shipped defaults"
+    user_priced: set[str] = set()
     path = path or env.get(CONFIG_ENV) or None
     if path:
         user_path = Path(path).expanduser()
@@ -170,10 +187,25 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         _refuse_stored_password(user, user_path)
         raw = _merge(raw, user)
         source = str(user_path)
+        user_priced = {
+            m["id"]
+            for m in user.get("models", [])
+            if isinstance(m, dict) and any(k.endswith("_price") for k in m) and "price_source" not in m
+        }
     if env.get(DATABASE_URL_ENV):
         raw["store"] = {**raw.get("store", {}), "url": env[DATABASE_URL_ENV]}
     raw["data_dir"] = default_data_dir(env)
     raw["source"] = source
+    catalog = catalog or load_catalog(raw["data_dir"])
+    raw["prices_as_of"] = catalog.as_of
+    raw["price_table_version"] = catalog.label
+    providers = raw.get("providers", {}) if isinstance(raw.get("providers"), dict) else {}
+    raw["models"] = [
+        _from_catalog(m, providers, catalog, f"config file {source}" if m.get("id") in user_priced else None)
+        if isinstance(m, dict) and isinstance(m.get("id"), str)
+        else m
+        for m in raw.get("models", [])
+    ]
     return _validate(raw, source)
 
 
@@ -185,6 +217,46 @@ def _refuse_stored_password(user: dict[str, Any], path: Path) -> None:
             f"config file {path}: store.url holds a password; remove it and set it in {DATABASE_URL_ENV}, "
             "PGPASSWORD, or a libpq password file (~/.pgpass) or service file instead"
         )
+
+
+_FACTS = ("display_name", "context_window", "max_output_tokens", "supports_tools", "supports_vision",
+          "open_weights", "release_date")  # fmt: skip
+_PRICES = {"input_price": "input", "output_price": "output", "cached_input_price": "cached_input",
+           "cache_write_price": "cache_write", "long_context_from": "long_context_from",
+           "long_context_input_price": "long_input", "long_context_cached_input_price": "long_cached_input",
+           "long_context_output_price": "long_output"}  # fmt: skip
+
+
+def _from_catalog(
+    entry: dict[str, Any], providers: Mapping[str, Any], catalog: Catalog, user_source: str | None
+) -> dict[str, Any]:
+    """Fill the fields `entry` leaves out from the catalogues; say where its prices came from."""
+    out = dict(entry)
+    provider = providers.get(entry["id"].split("/", 1)[0])
+    provider = provider if isinstance(provider, dict) else {}
+    refs = [r for r in (entry.get("api_model_id"), entry["id"].split("/", 1)[-1]) if isinstance(r, str)]
+    facts_from, prices_from = provider.get("facts_from"), provider.get("prices_from")
+    facts = next((f for r in refs if facts_from and (f := catalog.facts(facts_from, r))), None)
+    for name in _FACTS:
+        value = getattr(facts, name, None) if facts is not None else None
+        if name not in out and value is not None:
+            out[name] = value
+    prices = next((p for r in refs if prices_from and (p := catalog.prices(prices_from, r))), None)
+    if "context_window" not in out and prices_from:
+        window = next((w for r in refs if (w := catalog.context_window(prices_from, r))), None)
+        if window:
+            out["context_window"] = window
+    if user_source is None and ("price_source" in out or any(name in out for name in _PRICES)):
+        return out  # priced (or marked) by the shipped registry
+    if prices is not None:
+        for name, attr in _PRICES.items():
+            if name not in out and getattr(prices, attr) is not None:
+                out[name] = getattr(prices, attr)
+    if user_source is None:
+        out["price_source"] = catalog.label if prices is not None else None
+    else:
+        out["price_source"] = f"{user_source} over {catalog.label}" if prices is not None else user_source
+    return out
 
 
 def _read_shipped(name: str) -> dict[str, Any]:
@@ -257,6 +329,8 @@ def _describe(exc: ValidationError, raw: dict[str, Any], source: str) -> str:
 def _allowed(err: Any) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key (check the spelling against the README's configuration reference)"
+    if err["type"] == "missing" and err["loc"][-1] == "context_window":
+        return "required: no catalogue lists this model's context window; set context_window"
     if err["type"] == "missing":
         return "required key is missing"
     return str(err["msg"])

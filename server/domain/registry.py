@@ -1,8 +1,9 @@
 """The model registry at run time: validated model entries plus whether each one can be called here.
 
 A model is *available* when it is enabled and its provider needs no key or its key env var is set; a
-`llamacpp` provider is available only when llama-cpp-python is installed. Availability is computed
-once, when the registry is built, so the selector that reads it stays pure.
+`llamacpp` provider is available only when llama-cpp-python is installed; a self-hosted HTTP provider
+(Ollama) only when the injected `probe` finds it up (the probe caches its answer briefly, so asking costs
+no round trip per call). Everything else is computed once, when the registry is built.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class Registry:
         config: Config,
         env: Mapping[str, str],
         local_runtime: Callable[[], bool] = llama_cpp_installed,
+        probe: Callable[[ProviderConfig], str | None] | None = None,
     ) -> None:
         self.config = config
         self.models: tuple[ModelConfig, ...] = tuple(m for m in config.models if m.enabled)
@@ -60,6 +62,8 @@ class Registry:
         # The selector asks these thousands of times a second: answer from tables built once.
         self._available = {m.id for m in config.models if self._availability[m.id].available}
         self._self_hosted = {m.id for m in config.models if config.providers[m.provider].self_hosted}
+        self._probe = probe
+        self._probed = {m.id for m in config.models if self._probe_applies(config.providers[m.provider])}
         self._price_rank = {m.id: blended_price(m) for m in config.models}
         self._capability = {
             (m.id, category): self._score(m, category) for m in config.models for category in _CATEGORIES
@@ -77,10 +81,22 @@ class Registry:
         return model.id in self._self_hosted
 
     def availability(self, model: ModelConfig) -> Availability:
-        return self._availability[model.id]
+        found = self._availability[model.id]
+        if found.available and model.id in self._probed:
+            problem = self._reach(model)
+            if problem is not None:
+                return Availability(False, problem)
+        return found
 
     def is_available(self, model: ModelConfig) -> bool:
-        return model.id in self._available
+        return model.id in self._available and (model.id not in self._probed or self._reach(model) is None)
+
+    def _reach(self, model: ModelConfig) -> str | None:
+        return None if self._probe is None else self._probe(self.config.providers[model.provider])
+
+    @staticmethod
+    def _probe_applies(provider: ProviderConfig) -> bool:
+        return provider.self_hosted and provider.kind != "llamacpp" and bool(provider.base_url)
 
     def close_matches(self, name: str, limit: int = 3) -> list[str]:
         """Ids that look like `name`, for 'did you mean' messages."""

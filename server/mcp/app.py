@@ -30,7 +30,7 @@ from server.execution.completion import (
     logged_route,
 )
 from server.execution.runtime import Runtime, open_runtime
-from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, model_rows
+from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, filter_rows, model_rows
 from server.routing.selector import Preference, RouteOptions
 from tool_servers._strict_args import strict_arguments
 
@@ -45,8 +45,9 @@ model-router sends LLM work to the smallest model that can do it well, and accou
   returns the answer with the model used, tokens and cost. Pass session_id to continue a conversation.
 - cost_report: read-only; what was spent (by model, provider, category, session or day), budgets left,
   and the savings against always using the baseline frontier model on the same tokens.
-- Resource router://models lists every model with tier, prices (USD per 1M tokens), context window,
-  tool support and whether it is callable here.
+- Resource router://models lists every model with tier, prices (USD per 1M tokens) with their source
+  and date, context window, tool support and whether it is callable here; router://models?provider=groq,
+  ?search=TEXT or ?available=true narrow it.
 Prefer cost_preference "balanced"; use "cheapest" for bulk or low-stakes work and "best_quality" when a
 wrong answer is expensive. Set self_hosted_only when the task's data must not leave the user's machines.
 """
@@ -247,5 +248,20 @@ def build_server(
     )
     def models_resource() -> str:
         return json.dumps(model_rows(router.registry), indent=1)
+
+    @mcp.resource(
+        "router://models{?provider,search,available}",
+        name="models_filtered",
+        description="The registry's models of one provider, matching a search text, or only those callable here.",
+        mime_type="application/json",
+    )
+    def models_filtered(provider: str = "", search: str = "", available: str = "") -> str:
+        rows = filter_rows(
+            model_rows(router.registry),
+            provider=provider or None,
+            search=search or None,
+            available=available.lower() in ("1", "true", "yes"),
+        )
+        return json.dumps(rows, indent=1)
 
     return strict_arguments(mcp)  # no coercion, no unknown arguments: see tool_servers/_strict_args.py

@@ -12,6 +12,7 @@ import os
 from server.domain.config import load_config
 from server.domain.registry import Registry
 from server.mcp.app import build_server
+from server.providers.reachability import EndpointProbe
 from server.routing.router import Router
 
-server = build_server(Router(Registry(load_config(), os.environ)))
+server = build_server(Router(Registry(load_config(), os.environ, probe=EndpointProbe())))

@@ -115,10 +115,17 @@ def model_rows(registry: Registry) -> list[dict[str, object]]:
                 "open_weights": model.open_weights,
                 "input_price_per_million": model.input_price,
                 "cached_input_price_per_million": model.cached_input_price,
+                "cache_write_price_per_million": model.cache_write_price,
                 "output_price_per_million": model.output_price,
+                "long_context_price_from_tokens": model.long_context_from,
+                "price_source": model.price_source,
+                "prices_as_of": registry.config.prices_as_of if "genai-prices" in (model.price_source or "") else None,
                 "context_window": model.context_window,
+                "max_output_tokens": model.max_output_tokens,
                 "supports_tools": model.supports_tools,
+                "supports_vision": model.supports_vision,
                 "reasoning_model": model.reasoning_model,
+                "release_date": model.release_date,
                 "enabled": model.enabled,
                 "available": availability.available,
                 "availability": availability.detail,
@@ -126,3 +133,21 @@ def model_rows(registry: Registry) -> list[dict[str, object]]:
             }
         )
     return rows
+
+
+def filter_rows(
+    rows: list[dict[str, object]], *, provider: str | None = None, search: str | None = None, available: bool = False
+) -> list[dict[str, object]]:
+    """The rows of one provider, whose id, name, alias or strength contains `search`, callable here if asked."""
+    needle = (search or "").lower()
+
+    def keep(row: dict[str, object]) -> bool:
+        if provider and row["provider"] != provider:
+            return False
+        if available and not row["available"]:
+            return False
+        aliases = row["aliases"] if isinstance(row["aliases"], list) else []
+        text = " ".join(str(v) for v in (row["id"], row["display_name"], row["api_model_id"], *aliases))
+        return needle in text.lower()
+
+    return [row for row in rows if keep(row)]

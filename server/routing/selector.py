@@ -18,6 +18,9 @@ from server.domain.registry import Registry
 from server.domain.tasks import Category, TaskAnalysis
 from server.errors import RoutingError
 
+# Said in the route's reasons (and so in `complete`'s result) when a task that wants tools runs without them.
+TOOLS_DROPPED = "the task wants tools but no available model supports them; it runs without tools"
+
 
 class Preference(StrEnum):
     CHEAPEST = "cheapest"
@@ -307,9 +310,10 @@ def _available_chain(
         if with_tools:
             chain = with_tools
         elif chain:
-            reasons.append("the task wants tools but no available model supports them; it will run without tools")
+            reasons.append(f"{TOOLS_DROPPED} (available: {', '.join(m.id for m in chain[:3])})")
     if chain or not required:
         return chain
+    _raise_if_too_long(analysis, options, registry, fit_ids)
     if options.self_hosted_only:
         raise RoutingError(
             "self_hosted_only is set but no self-hosted model is available: install the embedded model "
@@ -317,6 +321,24 @@ def _available_chain(
         )
     hints = sorted({registry.availability(m).detail for m in fit if not registry.is_available(m)})
     raise RoutingError("no model can take this task here; " + "; ".join(hints[:5]))
+
+
+def _raise_if_too_long(analysis: TaskAnalysis, options: RouteOptions, registry: Registry, fit_ids: set[str]) -> None:
+    """When the context window is what rules out every model that could be called here, say so."""
+    callable_here = [
+        m
+        for m in registry.models
+        if registry.is_available(m) and (registry.is_self_hosted(m) or not options.self_hosted_only)
+    ]
+    if not callable_here or any(m.id in fit_ids for m in callable_here):
+        return
+    need = analysis.estimated_input_tokens + analysis.estimated_output_tokens
+    biggest = max(callable_here, key=lambda m: m.context_window)
+    where = "self-hosted model" if options.self_hosted_only else "model available here"
+    raise RoutingError(
+        f"the task needs about {need:,} tokens of context and the largest {where}, {biggest.id}, holds "
+        f"{biggest.context_window:,}: shorten the input, or set a key for (or configure) a model with a larger window"
+    )
 
 
 def _explain_substitution(

@@ -293,7 +293,7 @@ class FakeProviders:
 def write_config(tmp_path: Path, fake: FakeProviders, *, timeout_s: float = 3.0, extra: str = "") -> Path:
     """A router config whose cloud providers all point at `fake` (Ollama at a dead port), plus `extra` TOML."""
     lines = []
-    for provider in ("openai", "google", "together", "groq", "openrouter", "moonshot"):
+    for provider in ("openai", "google", "together", "groq", "openrouter", "moonshot", "deepseek", "mistral"):
         lines += [f"[providers.{provider}]", f'base_url = "{fake.openai_url}"', f"timeout_s = {timeout_s}"]
     lines += ["[providers.anthropic]", f'base_url = "{fake.anthropic_url}"', f"timeout_s = {timeout_s}"]
     lines += ["[providers.ollama]", 'base_url = "http://127.0.0.1:9/v1"']  # nothing listens on port 9
