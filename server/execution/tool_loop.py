@@ -75,23 +75,28 @@ class ToolLoop:
         while True:
             offer = job.tools if self._may_offer_tools(model, meter) else ()
             remaining = deadline - self._clock()
+            task_deadline = f"the task deadline ({self.limits.deadline_s:g} s per task)"
             if remaining <= 0:
-                raise ProviderTimeout("the task deadline passed", provider=model.provider, model=model.id)
+                raise ProviderTimeout(f"{task_deadline} passed", provider=model.provider, model=model.id)
+            bound = min(timeout, remaining)
+            which = f"providers.{model.provider}.timeout_s ({timeout:g} s)" if timeout <= remaining else task_deadline
             request = ChatRequest(
                 model=model.api_model_id,
                 messages=tuple(messages),
                 tools=offer,
                 max_tokens=job.max_tokens,
                 reasoning_model=model.reasoning_model,
-                timeout_s=min(timeout, remaining),
+                timeout_s=bound,
             )
             await meter.reserve(request_input_tokens(request), request.max_tokens)
             try:
                 # The adapter enforces timeout_s itself; this guard only catches one that does not.
-                with anyio.fail_after(min(timeout, remaining) + 1):
+                with anyio.fail_after(bound + 1):
                     response = await chat.chat(request)
             except TimeoutError as exc:
-                raise ProviderTimeout("no answer before the task deadline", provider=model.provider) from exc
+                raise ProviderTimeout(
+                    f"no answer within {bound:.0f} s: {which} fired", provider=model.provider, model=model.id
+                ) from exc
             meter.add(response.usage)
             calls = response.message.tool_calls
             if not calls or not offer:

@@ -143,7 +143,19 @@ class AnthropicChatModel:
             )
             message = from_wire(response.json())
         except anthropic.AnthropicError as exc:
-            raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
+            raise translate(
+                exc,
+                provider=self._provider,
+                model=request.model,
+                api_key_env=self._key_env,
+                timeout_s=request.timeout_s,
+            ) from exc
         except (httpx2.HTTPError, ValueError) as exc:
-            raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
+            raise translate(
+                exc,
+                provider=self._provider,
+                model=request.model,
+                api_key_env=self._key_env,
+                timeout_s=request.timeout_s,
+            ) from exc
         return message

@@ -180,7 +180,19 @@ class OpenAIChatModel:
             )
             completion = from_wire(response.json())
         except openai.OpenAIError as exc:
-            raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
+            raise translate(
+                exc,
+                provider=self._provider,
+                model=request.model,
+                api_key_env=self._key_env,
+                timeout_s=request.timeout_s,
+            ) from exc
         except (httpx2.HTTPError, ValueError) as exc:  # garbled body or transport error the SDK let through
-            raise translate(exc, provider=self._provider, model=request.model, api_key_env=self._key_env) from exc
+            raise translate(
+                exc,
+                provider=self._provider,
+                model=request.model,
+                api_key_env=self._key_env,
+                timeout_s=request.timeout_s,
+            ) from exc
         return completion

@@ -86,14 +86,21 @@ def _body_message(body: Any, fallback: str) -> tuple[str, str]:
     return fallback, ""
 
 
-def translate(exc: Exception, *, provider: str, model: str | None, api_key_env: str | None) -> ProviderError:
-    """The typed error for an SDK exception (the caller raises it `from exc`)."""
+def translate(
+    exc: Exception, *, provider: str, model: str | None, api_key_env: str | None, timeout_s: float | None = None
+) -> ProviderError:
+    """The typed error for an SDK exception (the caller raises it `from exc`); `timeout_s` is the request's."""
     name = type(exc).__name__
     ctx: dict[str, Any] = {"provider": provider, "model": model}
     status = getattr(exc, "status_code", None)
     if status is None:
         if "Timeout" in name:
-            return ProviderTimeout(f"{provider} did not answer in time", **ctx)
+            within = f" within the request timeout of {timeout_s:g} s" if timeout_s else " in time"
+            return ProviderTimeout(
+                f"{provider} did not answer{within} (the lesser of providers.{provider}.timeout_s and what was "
+                "left of the task deadline)",
+                **ctx,
+            )
         if "Connection" in name:
             return _connection_error(exc, provider, ctx)
         if isinstance(exc, UnreadableBody) or "Validation" in name or "Decode" in name:

@@ -83,8 +83,10 @@ async def test_errors_map_to_the_typed_tree(fake: f.FakeProviders, kind: str, sp
 async def test_hung_socket_is_a_timeout(fake: f.FakeProviders, kind: str) -> None:
     fake.script("m", f.hang())
     async with httpx2.AsyncClient() as client:
-        with pytest.raises(ProviderTimeout):
+        with pytest.raises(ProviderTimeout) as info:
             await _model(kind, fake, client).chat(ChatRequest("m", (Message.user("hi"),), timeout_s=0.5))
+    # The message says which timeout fired and its value, so the user knows what to raise.
+    assert "request timeout of 0.5 s" in str(info.value) and f"providers.{kind}.timeout_s" in str(info.value)
 
 
 async def test_connection_refused_is_unreachable_without_status() -> None:
@@ -111,6 +113,15 @@ def test_retry_after_forms() -> None:
     assert retry_after_seconds({}) is None
 
 
+def _whole_request(received: bytes) -> bool:
+    head, sep, body = received.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    length = next((int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"content-length:")), 0)  # fmt: skip
+    return len(body) >= length
+
+
 class _DroppingServer:
     """A loopback socket that reads each HTTP request and then closes the connection without answering
     (`reset`: with an RST, as a crashed or restarted server does)."""
@@ -130,12 +141,12 @@ class _DroppingServer:
                 return
             with conn:
                 received = b""
-                while b"\r\n\r\n" not in received:
+                while not _whole_request(received):
                     chunk = conn.recv(65536)
                     if not chunk:
                         break
                     received += chunk
-                self.requests += 1
+                self.requests += 1  # read to its last byte: closing with unread bytes would send an RST
                 if self._reset:
                     conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
