@@ -23,6 +23,18 @@ def task_digest(task: str) -> str:
     return hashlib.sha256(task.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def decision_row(
+    kind: str, task: str, options: Mapping[str, Any], route: LoggedRoute, task_id: str | None,
+    versions: tuple[str, str, str],
+) -> tuple[Any, ...]:
+    """One decision's column values, in the order of the `decisions` table (every backend writes the same)."""
+    return (
+        time.time(), kind, task_id, task_digest(task), len(task), json.dumps(dict(options), sort_keys=True),
+        *versions, route.category, route.complexity, route.strong_score, route.primary_model,
+        json.dumps(list(route.fallback_models)), route.estimated_cost_usd, json.dumps(list(route.reasons)),
+    )  # fmt: skip
+
+
 _INSERT = (
     "INSERT INTO decisions (at, kind, task_id, task_sha256, task_chars, options, analyzer_version, "
     "config_fingerprint, price_table_version, category, complexity, strong_score, primary_model, "
@@ -40,11 +52,7 @@ class DecisionLog:
     async def record(
         self, kind: str, task: str, options: Mapping[str, Any], route: LoggedRoute, task_id: str | None = None
     ) -> None:
-        row = (
-            time.time(), kind, task_id, task_digest(task), len(task), json.dumps(dict(options), sort_keys=True),
-            *self._versions, route.category, route.complexity, route.strong_score, route.primary_model,
-            json.dumps(list(route.fallback_models)), route.estimated_cost_usd, json.dumps(list(route.reasons)),
-        )  # fmt: skip
+        row = decision_row(kind, task, options, route, task_id, self._versions)
         await self._db.write(lambda conn: conn.execute(_INSERT, row))
 
     async def latest(self, limit: int = 20) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
-from server.store.decisions import task_digest
+from server.store.decisions import decision_row
 from server.store.interface import LoggedRoute
 from server.store.postgres.database import PgDatabase
 from server.store.sessions import MAX_HISTORY_MESSAGES, validate_session_id
@@ -79,11 +79,7 @@ class PgDecisionLog:
     async def record(
         self, kind: str, task: str, options: Mapping[str, Any], route: LoggedRoute, task_id: str | None = None
     ) -> None:
-        row = (
-            time.time(), kind, task_id, task_digest(task), len(task), json.dumps(dict(options), sort_keys=True),
-            *self._versions, route.category, route.complexity, route.strong_score, route.primary_model,
-            json.dumps(list(route.fallback_models)), route.estimated_cost_usd, json.dumps(list(route.reasons)),
-        )  # fmt: skip
+        row = decision_row(kind, task, options, route, task_id, self._versions)
 
         async def write(conn: AsyncConnection) -> None:
             await conn.execute(_INSERT, row)
