@@ -1,7 +1,8 @@
 """The SQLite schema a database migrated from empty ends with is exactly what the first releases produced.
 
 `EXPECTED` was generated once by running the migrations of commit cd103aa (when migration 4 was still built
-from the live `Sums` dataclass) and frozen here, with migration 5's table (rate_events) added when it shipped: a change to any shipped migration, even to whitespace
+from the live `Sums` dataclass) and frozen here, with migration 5's rate_events added when it shipped: a
+change to any shipped migration, even to whitespace
 SQLite keeps, fails this test. A schema change is a new migration, and a new entry below.
 """
 
