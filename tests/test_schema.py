@@ -2,8 +2,8 @@
 
 `EXPECTED` was generated once by running the migrations of commit cd103aa (when migration 4 was still built
 from the live `Sums` dataclass) and frozen here, with migration 5's rate_events added when it shipped: a
-change to any shipped migration, even to whitespace
-SQLite keeps, fails this test. A schema change is a new migration, and a new entry below.
+change to any shipped migration, even to whitespace SQLite keeps, fails this test. A schema change is a new
+migration, and a new entry below.
 """
 
 from __future__ import annotations
