@@ -11,6 +11,7 @@ A permit runs until `finish`; one left by a killed process stops running after `
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -20,6 +21,7 @@ from server.domain.config import Config, ModelConfig, ProviderConfig
 from server.errors import RateLimitReached
 from server.store.interface import RATE_WINDOW_S, RateLimit, RateRefused, RateWindows
 
+log = logging.getLogger(__name__)
 _POLL_S = 0.05  # how often a waiting call asks again when the store cannot say when room frees up
 
 
@@ -30,9 +32,15 @@ class RatePermit:
         self._gate, self._ids = gate, ids
 
     async def finish(self, *, sent: bool) -> None:
-        if self._ids:
+        """Never raises: an answer already paid for is not lost to a store that cannot mark the request
+        ended; its `max_concurrent` slot then frees when the lease lapses."""
+        if not self._ids:
+            return
+        try:
             with anyio.CancelScope(shield=True):  # a cancelled call still frees its slot
                 await self._gate.windows.finish(self._ids, now=self._gate.clock(), sent=sent)
+        except Exception as exc:
+            log.warning("could not mark a rate-limited request as ended (%s); its slot frees after lease_s", exc)
 
 
 class RateGate:
