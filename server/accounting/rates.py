@@ -101,6 +101,6 @@ def _message(model: ModelConfig, refused: RateRefused, wait_s: float) -> str:
     }[refused.limit]
     return (
         f"{whose}: {refused.limit} limit {refused.allowed} reached ({held}; no room within {wait_s:g} s, "
-        f"rate_limits.wait_s); not sent to {model.id}; moved to the next model (raise {refused.limit} in "
-        f"{table} if the provider allows more)"
+        f"rate_limits.wait_s); not sent to {model.id}; moved to the next model of the route, if any "
+        f"(raise {refused.limit} in {table} if the provider allows more)"
     )
