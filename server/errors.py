@@ -10,6 +10,7 @@
     │   └── EvalDataError          a labelled file cannot be read; names the file and line
     ├── RoutingError               no route satisfies the request (self_hosted_only, force_model, context fit)
     ├── BudgetExceeded             a budget has no room for a call; names it, what is spent and what is left
+    ├── RateLimitReached           a configured rpm / tpm / max_concurrent had no room within rate_limits.wait_s
     ├── StoreError                 the database cannot be opened, read or written
     │   ├── SchemaTooNew           the database was written by a newer model-router
     │   └── NotRecorded            an attempt's ledger row or budget hold could not be committed: the call stops
@@ -86,6 +87,15 @@ class BudgetExceeded(RouterError):
     def __init__(self, message: str, *, budget: str) -> None:
         super().__init__(message)
         self.budget = budget
+
+
+class RateLimitReached(RouterError):
+    """A client-side rate limit had no room in time; the message names the model or provider, the limit
+    (rpm, tpm or max_concurrent), its value and what the window holds. The chain moves to the next model."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 class StoreError(RouterError):

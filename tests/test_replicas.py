@@ -1,7 +1,9 @@
 """Three `serve --transport streamable-http` replicas sharing one PostgreSQL database and one fake provider,
 as a team runs model-router behind a load balancer: the daily budget holds across them, every answer is in
 the ledger once, `cost_report` adds up, a session continues on another replica, and a replica killed with
-SIGKILL mid-load costs nothing but its own in-flight calls (its holds expire, no duplicate rows).
+SIGKILL mid-load costs nothing but its own in-flight calls (its holds expire, no duplicate rows). An `rpm`
+limit on a model holds across the three: the fake never receives more than it allows in any minute, and
+the excess moves to the next model, each saying which limit it met.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -49,32 +52,39 @@ class Replica:
         return Client(streamable_http_client(self.url, http_client=http))
 
 
+@contextmanager
+def _replicas(url: str, config: Path, tmp_path: Path) -> Iterator[list[Replica]]:
+    """Three `serve` replicas on loopback sharing the database at `url`; nothing else shared on disk."""
+    replicas: list[Replica] = []
+    for index in range(3):
+        port = free_port()
+        env = {**os.environ, "MODEL_ROUTER_HOME": str(tmp_path / f"replica{index}"),  # nothing shared on disk
+               "MODEL_ROUTER_CONFIG": str(config), "MODEL_ROUTER_DATABASE_URL": url,
+               "MODEL_ROUTER_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test-replicas"}  # fmt: skip
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server", "serve", "--transport", "streamable-http", "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        replicas.append(Replica(index, proc, port))
+    try:
+        for replica in replicas:  # all three started at once: they migrate the empty database together
+            wait_until(accepting(replica.port, replica.proc), within=90, what=f"replica {replica.index} listening")
+        yield replicas
+    finally:
+        for replica in replicas:
+            if replica.proc.poll() is None:
+                replica.proc.terminate()
+                replica.proc.wait(timeout=15)
+
+
 @pytest.fixture
 def shared(postgres_server: PostgresServer, tmp_path: Path) -> Iterator[tuple[str, f.FakeProviders, list[Replica]]]:
     url = postgres_server.create_database()
     with f.FakeProviders() as fake:
         fake.default = f.text("done", prompt=5, completion=MAX_TOKENS, delay_s=0.3)
         config = f.write_config(tmp_path, fake, timeout_s=30, extra=f"[budgets]\ndaily_usd = {DAILY_USD}\n")
-        replicas: list[Replica] = []
-        for index in range(3):
-            port = free_port()
-            env = {**os.environ, "MODEL_ROUTER_HOME": str(tmp_path / f"replica{index}"),  # nothing shared on disk
-                   "MODEL_ROUTER_CONFIG": str(config), "MODEL_ROUTER_DATABASE_URL": url,
-                   "MODEL_ROUTER_TOKEN": TOKEN, "OPENAI_API_KEY": "sk-test-replicas"}  # fmt: skip
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "server", "serve", "--transport", "streamable-http", "--port", str(port)],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-            )  # fmt: skip
-            replicas.append(Replica(index, proc, port))
-        try:
-            for replica in replicas:  # all three started at once: they migrate the empty database together
-                wait_until(accepting(replica.port, replica.proc), within=90, what=f"replica {replica.index} listening")
+        with _replicas(url, config, tmp_path) as replicas:
             yield url, fake, replicas
-        finally:
-            for replica in replicas:
-                if replica.proc.poll() is None:
-                    replica.proc.terminate()
-                    replica.proc.wait(timeout=15)
 
 
 def _rows(url: str, sql: str) -> list[tuple]:
@@ -167,3 +177,60 @@ async def test_replicas_share_budget_ledger_sessions_and_survive_a_kill(
         assert daily.reserved_usd == Decimal(0)
     finally:
         await store.aclose()
+
+
+RPM = 60
+RATE_CALLS = 150  # 50 per replica at once: more than two minutes' worth of the limit
+
+
+def _most_in_any_window(times: list[float], window_s: float = 60.0) -> int:
+    """The most arrivals within any `window_s`-long stretch."""
+    times, most, start = sorted(times), 0, 0
+    for end, moment in enumerate(times):
+        while moment - times[start] >= window_s:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+async def test_an_rpm_limit_holds_across_the_replicas(postgres_server: PostgresServer, tmp_path: Path) -> None:
+    url = postgres_server.create_database()
+    results = []
+    with f.FakeProviders() as fake:
+        fake.default = f.text("done", prompt=5, completion=10, delay_s=0.05)
+        extra = f'[rate_limits]\nwait_s = 1\n[[models]]\nid = "{MODEL}"\nrpm = {RPM}\n'
+        config = f.write_config(tmp_path, fake, timeout_s=30, extra=extra)
+        with _replicas(url, config, tmp_path) as replicas:
+
+            async def call(mcp: Client, i: int) -> None:
+                results.append(await mcp.call_tool("complete", {"task": f"Say hello #{i}", "force_model": MODEL,
+                                                                "enable_tools": False, "max_tokens": 10}))  # fmt: skip
+
+            async def load(replica: Replica) -> None:
+                async with replica.client() as mcp, anyio.create_task_group() as tg:
+                    for i in range(replica.index, RATE_CALLS, 3):
+                        tg.start_soon(call, mcp, i)
+
+            with anyio.fail_after(110):  # bounds a hang only (and so the run spans at most two windows)
+                async with anyio.create_task_group() as tg:
+                    for replica in replicas:
+                        tg.start_soon(load, replica)
+        sent = [at for model, at in fake.arrivals if model == MODEL.split("/", 1)[1]]
+
+    assert len(results) == RATE_CALLS
+    assert 0 < _most_in_any_window(sent) <= RPM  # the fake never saw more than 60 a minute from the three
+    answered = [r.structured_content for r in results if not r.is_error]
+    by_model = [a for a in answered if a["model_used"] == MODEL]
+    assert len(by_model) == len(sent)  # every request the fake received was an answer
+    moved = [a for a in answered if a["model_used"] != MODEL]
+    refused = [str(r.content) for r in results if r.is_error]
+    assert len(moved) + len(refused) == RATE_CALLS - len(sent) > 0  # the excess went on, or was refused
+    for result in moved:
+        [limited] = [a for a in result["attempts"] if a["model"] == MODEL]
+        assert limited["outcome"] == "rate_limited"
+        assert f"{MODEL}: rpm limit {RPM} reached ({RPM} requests in the last 60 s" in limited["error"]
+    assert all(f"rpm limit {RPM} reached" in text for text in refused)
+    [(rows,)] = _rows(url, f"SELECT COUNT(*) FROM attempts WHERE model = '{MODEL}'")
+    assert rows == len(sent)  # a call moved on before sending leaves no row for the limited model
+    print(f"rpm across replicas: {len(sent)} sent to {MODEL} (most in any 60 s: {_most_in_any_window(sent)}), "
+          f"{len(moved)} moved to the next model, {len(refused)} refused")

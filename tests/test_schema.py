@@ -1,8 +1,9 @@
 """The SQLite schema a database migrated from empty ends with is exactly what the first releases produced.
 
 `EXPECTED` was generated once by running the migrations of commit cd103aa (when migration 4 was still built
-from the live `Sums` dataclass) and frozen here: a change to any shipped migration, even to whitespace
-SQLite keeps, fails this test. A schema change is a new migration, and a new entry below.
+from the live `Sums` dataclass) and frozen here, with migration 5's rate_events added when it shipped: a
+change to any shipped migration, even to whitespace SQLite keeps, fails this test. A schema change is a new
+migration, and a new entry below.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 from server.store.db import DB_FILENAME, open_database
 from server.store.migrations import MIGRATIONS, migrate, run_script
 
-EXPECTED_VERSION = 4
+EXPECTED_VERSION = 5
 # (type, name, tbl_name, sql) from sqlite_master, ordered by type and name.
 EXPECTED = [
     ("index", "attempts_session", "attempts",
@@ -29,6 +30,8 @@ EXPECTED = [
         "        "),
     ("index", "messages_session", "messages",
         "CREATE INDEX messages_session ON messages (session_id, id)"),
+    ("index", "rate_events_key_at", "rate_events",
+        "CREATE INDEX rate_events_key_at ON rate_events (key, at)"),
     ("index", "reservations_expiry", "reservations",
         "CREATE INDEX reservations_expiry ON reservations (expires_at)\n"
         "        "),
@@ -90,6 +93,14 @@ EXPECTED = [
         "            content TEXT NOT NULL,\n"
         "            created_at REAL NOT NULL\n"
         "        )"),
+    ("table", "rate_events", "rate_events",
+        "CREATE TABLE rate_events (\n"
+        "    id INTEGER PRIMARY KEY,\n"
+        "    key TEXT NOT NULL,\n"
+        "    at REAL NOT NULL,\n"
+        "    tokens INTEGER NOT NULL,\n"
+        "    busy_until REAL NOT NULL\n"
+        ")"),
     ("table", "reservations", "reservations",
         "CREATE TABLE reservations (\n"
         "            id INTEGER PRIMARY KEY,\n"

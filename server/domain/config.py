@@ -48,6 +48,10 @@ class ProviderConfig(_Strict):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     prices_from: str | None = None  # this provider's id in genai-prices
     facts_from: str | None = None  # this provider's id in models.dev
+    # Client-side rate limits over every model of this provider, counted across replicas (None: no limit).
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_concurrent: int | None = Field(default=None, gt=0)
 
 
 class ModelConfig(_Strict):
@@ -81,6 +85,10 @@ class ModelConfig(_Strict):
     enabled: bool = True
     strengths: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
+    # Client-side rate limits on this model, counted across replicas (None: no limit).
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+    max_concurrent: int | None = Field(default=None, gt=0)
 
     @property
     def provider(self) -> str:
@@ -122,6 +130,14 @@ class BudgetConfig(_Strict):
     monthly_usd: float | None = Field(default=None, ge=0)
 
 
+class RateLimitConfig(_Strict):
+    """How a call meets a full `rpm`/`tpm`/`max_concurrent` limit: it waits up to `wait_s` for room, then
+    moves to the next model of its chain. `lease_s` frees the concurrency slot of a replica killed mid-call."""
+
+    wait_s: float = Field(default=5.0, ge=0, le=600)
+    lease_s: float = Field(default=900.0, gt=0, le=86_400)
+
+
 class StoreConfig(_Strict):
     """Where the ledger, budgets and sessions live: empty url, SQLite in the data dir; a postgresql:// URL,
     one PostgreSQL database shared by every replica. `MODEL_ROUTER_DATABASE_URL` overrides the file; a
@@ -137,6 +153,7 @@ class Config(_Strict):
     models: tuple[ModelConfig, ...]
     routing: RoutingConfig
     budgets: BudgetConfig = BudgetConfig()
+    rate_limits: RateLimitConfig = RateLimitConfig()
     store: StoreConfig = StoreConfig()
     tool_servers: dict[str, ToolServerConfig] = Field(default_factory=dict)
     prices_as_of: str

@@ -45,7 +45,10 @@ class CompleteRequest:
 class AttemptSummary(BaseModel):
     model: str
     provider: str
-    outcome: str = Field(description="ok | error | cancelled")
+    outcome: str = Field(
+        description="ok | error | cancelled | refused (a budget had no room) | rate_limited (a configured rpm, tpm "
+        "or max_concurrent had no room; not sent) | skipped (its provider was unreachable moments ago)"
+    )
     error_type: str | None
     error: str | None
     latency_ms: float

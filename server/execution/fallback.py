@@ -8,6 +8,8 @@ Policy depends only on the error type (see `server.errors`):
 - context too long → only models with a larger context window than the one that refused;
 - auth / bad request → `TaskStopped` at once with the provider's reason (auth errors name the env var);
 - a budget with no room → the next (cheaper) model;
+- a client-side rate limit (rpm / tpm / max_concurrent) with no room within `rate_limits.wait_s` → the next
+  model; the attempt is listed as "rate_limited" with the limit it met (nothing was sent, no ledger row);
 - every model failed → `AllModelsFailed` listing each attempt (when every one was refused by a budget, the
   message is that budget's refusal for the last model tried: which budget, spent, held, left, what to change).
 The walk is a loop over a queue, never recursion, and a model is tried at most once per chain (retries of
@@ -39,6 +41,7 @@ from server.errors import (
     ProviderError,
     ProviderUnreachable,
     RateLimited,
+    RateLimitReached,
     TaskStopped,
 )
 from server.execution.job import Job, Progress, no_progress
@@ -147,8 +150,8 @@ class FallbackChain:
             await progress(f"attempt {len(attempts) + 1}: {model.id}" + (f" (retry {retry})" if retry else ""))
             try:
                 return await self._attempt(model, job, attempts, deadline, progress)
-            except BudgetExceeded:
-                return None  # a cheaper model further down the chain may fit
+            except (BudgetExceeded, RateLimitReached):
+                return None  # a cheaper model, or one with room, further down the chain may fit
             except (AuthError, BadRequest) as exc:
                 raise TaskStopped(f"{model.id}: {exc}", attempts) from exc
             except ContextTooLong as exc:
@@ -186,12 +189,14 @@ class FallbackChain:
         try:
             answer = await self.loop.run(model, job, meter, deadline, progress)
             outcome = "ok"
-        except (BudgetExceeded, NotRecorded) as exc:
+        except (BudgetExceeded, RateLimitReached, NotRecorded) as exc:
             error = exc
-            if meter.calls == 0:  # the first reservation failed, so nothing was sent: no ledger row
+            if meter.calls == 0:  # the first reservation or permit failed, so nothing was sent: no ledger row
                 outcome = "unsent"
                 if isinstance(exc, BudgetExceeded):  # the caller's list shows the refusal
                     attempts.append(_info(meter, "refused", exc))
+                elif isinstance(exc, RateLimitReached):
+                    attempts.append(_info(meter, "rate_limited", exc))
             raise
         except anyio.get_cancelled_exc_class():
             outcome = "cancelled"

@@ -14,6 +14,7 @@ import httpx2
 
 from server.accounting.attempts import AttemptBook
 from server.accounting.budget import BudgetGuard
+from server.accounting.rates import RateGate
 from server.accounting.report import ReportBuilder
 from server.analysis.llm import LlmAnalyzer
 from server.domain.config import Config, fingerprint
@@ -84,7 +85,8 @@ async def open_runtime(
     book = AttemptBook(ledger, budget, config.price_table_version)
     if isinstance(router.analyzer, LlmAnalyzer):
         _connect_llm_analyzer(router.analyzer, registry, pool, book)
-    fallback = FallbackChain(ToolLoop(registry, pool, tools, limits), book)
+    rates = RateGate(store.rates, config)
+    fallback = FallbackChain(ToolLoop(registry, pool, tools, limits, rates=rates), book)
     try:
         yield Runtime(
             config=config,

@@ -4,7 +4,8 @@ Bounds (`Limits`): at most `max_rounds` provider calls (the last one offers no t
 `max_tool_calls` tool calls, the task deadline, and an optional cost cap after which tools are no longer
 offered. Tool results longer than 20,000 characters are cut. Before every call the attempt's worst case (its
 earlier rounds' reported cost, plus the request exactly as it will be sent, counted conservatively by
-`domain.tokens`, plus `max_tokens`) is reserved through the attempt's meter, and every response's usage is
+`domain.tokens`, plus `max_tokens`) is reserved through the attempt's meter, after the call has a permit
+from the rate limits (`accounting.rates`; `RateLimitReached` when none came in time), and every response's usage is
 added to it; the loop never writes the ledger itself (the fallback chain closes the meter). Provider errors
 propagate unchanged; a call that outlives its timeout becomes `ProviderTimeout`.
 """
@@ -20,6 +21,7 @@ from typing import Protocol
 import anyio
 
 from server.accounting.attempts import AttemptMeter
+from server.accounting.rates import RateGate
 from server.domain.config import ModelConfig
 from server.domain.messages import ChatRequest, FinishReason, Message, ToolCallPart, ToolResultPart
 from server.domain.registry import Registry
@@ -58,8 +60,10 @@ class ToolLoop:
         limits: Limits | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        rates: RateGate | None = None,
     ) -> None:
         self.registry = registry
+        self.rates = rates
         self.models = models
         self.toolbox = toolbox
         self.limits = limits or Limits()
@@ -88,7 +92,14 @@ class ToolLoop:
                 reasoning_model=model.reasoning_model,
                 timeout_s=bound,
             )
-            await meter.reserve(request_input_tokens(request), request.max_tokens)
+            input_tokens = request_input_tokens(request)
+            permit = await self.rates.acquire(model, input_tokens + request.max_tokens) if self.rates else None
+            try:
+                await meter.reserve(input_tokens, request.max_tokens)
+            except BaseException:
+                if permit is not None:
+                    await permit.finish(sent=False)  # refused before sending: it never counts
+                raise
             try:
                 # The adapter enforces timeout_s itself; this guard only catches one that does not.
                 with anyio.fail_after(bound + 1):
@@ -97,6 +108,9 @@ class ToolLoop:
                 raise ProviderTimeout(
                     f"no answer within {bound:.0f} s: {which} fired", provider=model.provider, model=model.id
                 ) from exc
+            finally:
+                if permit is not None:
+                    await permit.finish(sent=True)
             meter.add(response.usage)
             calls = response.message.tool_calls
             if not calls or not offer:

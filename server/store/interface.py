@@ -10,6 +10,8 @@ Invariants every backend keeps:
   sums it adds to, together or not at all.
 - `BudgetWindows.reserve` checks and holds in one serialised transaction, so concurrent callers, in one
   process or many, can never hold more than a limit allows. A hold counts until `now` passes its expiry.
+- `RateWindows.acquire` checks and counts a request the same way: serialised, so concurrent callers in any
+  number of processes or replicas are never granted more than a rate limit allows.
 - Money is integer pico-USD (1e-12) in the store; `None` means unpriced, never 0.
 """
 
@@ -149,6 +151,48 @@ class BudgetWindows(Protocol):
     async def release(self, reservation_id: int) -> None: ...
 
 
+# --- rate windows ---------------------------------------------------------------------------------------
+
+RATE_WINDOW_S = 60.0  # rpm and tpm count the requests granted in the last minute
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """The client-side limits on one key (`model:<id>` or `provider:<id>`); None: that one is not limited."""
+
+    key: str
+    rpm: int | None = None
+    tpm: int | None = None
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RateRefused:
+    """`acquire` granted nothing: `limit` (rpm | tpm | max_concurrent) of `key` is at `used` of `allowed`;
+    `retry_in_s` is when the window next frees room (None for max_concurrent: when a request ends)."""
+
+    key: str
+    limit: str
+    allowed: int
+    used: int
+    retry_in_s: float | None
+
+
+class RateWindows(Protocol):
+    async def acquire(
+        self, limits: Sequence[RateLimit], tokens: int, *, now: float, lease_s: float
+    ) -> tuple[int, ...] | RateRefused:
+        """Atomically: if one more request of `tokens` fits every limit (the last `RATE_WINDOW_S` before `now`
+        for rpm and tpm, the requests still running for max_concurrent), count it on every key and return the
+        permits; else count nothing and return the first limit it does not fit. A permit is running until
+        `finish` or until `now + lease_s` (a process killed mid-call frees its slot when the lease ends)."""
+        ...
+
+    async def finish(self, permits: Sequence[int], *, now: float, sent: bool) -> None:
+        """The request ended at `now`: it stops running; when it was never `sent`, it stops counting at all."""
+        ...
+
+
 # --- reports ----------------------------------------------------------------------------------------------
 
 Dimension = Literal["all", "model", "provider", "category", "session", "day"]
@@ -268,6 +312,9 @@ class Store(Protocol):
 
     @property
     def reports(self) -> ReportSource: ...
+
+    @property
+    def rates(self) -> RateWindows: ...
 
     @property
     def sessions(self) -> SessionHistory: ...

@@ -327,11 +327,23 @@ SELECT 'day/3600', CAST(started_at / 3600 AS INTEGER) AS b, strftime('%Y-%m-%d',
 FROM attempts GROUP BY b, k, price_table_version
 """  # noqa: E501  (the CREATE TABLE line is kept exactly as SQLite stored it)
 
+_V5 = """
+CREATE TABLE rate_events (
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL,
+    at REAL NOT NULL,
+    tokens INTEGER NOT NULL,
+    busy_until REAL NOT NULL
+);
+CREATE INDEX rate_events_key_at ON rate_events (key, at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("attempts_and_sessions", _V1),
     Migration("budget_reservations", _V2),
     Migration("decisions", _V3),
     Migration("usage_rollup", _V4),
+    Migration("rate_windows", _V5),
 )
 
 

@@ -8,6 +8,7 @@ from server.store.budgets import SqliteBudgetWindows
 from server.store.db import Database, open_database
 from server.store.decisions import DecisionLog
 from server.store.ledger import Ledger
+from server.store.rates import SqliteRateWindows
 from server.store.reports import SqliteReports
 from server.store.sessions import SessionStore
 
@@ -20,6 +21,7 @@ class SqliteStore:
         self._ledger = Ledger(database)
         self._budgets = SqliteBudgetWindows(database)
         self._reports = SqliteReports(database)
+        self._rates = SqliteRateWindows(database)
         self._sessions = SessionStore(database)
 
     @property
@@ -37,6 +39,10 @@ class SqliteStore:
     @property
     def reports(self) -> SqliteReports:
         return self._reports
+
+    @property
+    def rates(self) -> SqliteRateWindows:
+        return self._rates
 
     @property
     def sessions(self) -> SessionStore:

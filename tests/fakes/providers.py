@@ -192,6 +192,7 @@ class FakeProviders:
     def __init__(self) -> None:
         self._scripts: dict[str, deque[Spec]] = defaultdict(deque)
         self.requests: list[tuple[str, str, dict[str, Any], dict[str, str]]] = []
+        self.arrivals: list[tuple[str, float]] = []  # (model, time.monotonic() when the request came in)
         self._lock = threading.Lock()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -228,6 +229,7 @@ class FakeProviders:
     async def _openai(self, request: Request) -> Response:
         body = await request.json()
         model = body.get("model", "")
+        self.arrivals.append((model, time.monotonic()))
         self.requests.append(("openai", model, body, dict(request.headers)))
         if not request.headers.get("authorization", "").startswith("Bearer "):
             return JSONResponse({"error": {"message": "You didn't provide an API key.", "type":
@@ -242,6 +244,7 @@ class FakeProviders:
     async def _anthropic(self, request: Request) -> Response:
         body = await request.json()
         model = body.get("model", "")
+        self.arrivals.append((model, time.monotonic()))
         self.requests.append(("anthropic", model, body, dict(request.headers)))
         problem = _anthropic_invalid(body, request.headers)
         if problem:

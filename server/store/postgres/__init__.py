@@ -19,6 +19,7 @@ from server.store.postgres.conversations import PgDecisionLog, PgSessions
 from server.store.postgres.database import PgDatabase, cannot, connect, open_pool, redact
 from server.store.postgres.importer import import_sqlite
 from server.store.postgres.ledger import PgLedger
+from server.store.postgres.rates import PgRateWindows
 from server.store.postgres.reports import PgReports
 from server.store.postgres.schema import MIGRATIONS, migrate, schema_version
 
@@ -31,6 +32,7 @@ class PostgresStore:
         self._ledger = PgLedger(database)
         self._budgets = PgBudgetWindows(database)
         self._reports = PgReports(database)
+        self._rates = PgRateWindows(database)
         self._sessions = PgSessions(database)
 
     @property
@@ -48,6 +50,10 @@ class PostgresStore:
     @property
     def reports(self) -> PgReports:
         return self._reports
+
+    @property
+    def rates(self) -> PgRateWindows:
+        return self._rates
 
     @property
     def sessions(self) -> PgSessions:

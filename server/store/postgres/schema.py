@@ -130,7 +130,18 @@ CREATE TABLE usage_rollup (
 )
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("initial", _V1),)
+_V2 = """
+CREATE TABLE rate_events (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL,
+    tokens BIGINT NOT NULL,
+    busy_until DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX rate_events_key_at ON rate_events (key, at);
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (Migration("initial", _V1), Migration("rate_windows", _V2))
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
