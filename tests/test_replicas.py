@@ -34,10 +34,10 @@ from tests.pgserver import PostgresServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 TOKEN = "replica-token-77"
-CALLS = 150  # 50 per replica, all at once
+CALLS = 300  # 100 per replica, all at once
 MAX_TOKENS = 50
 # openai/gpt-4.1 is $2 / $8 per 1M tokens: a call holds about 20 input + 50 output tokens' worth (~$0.00044)
-# and spends 5 input + 50 output ($0.00041), so this daily budget allows about 30 of the 150 calls.
+# and spends 5 input + 50 output ($0.00041), so this daily budget allows about 30 of the 300 calls.
 DAILY_USD = 0.0132
 MODEL = "openai/gpt-4.1"
 
