@@ -142,15 +142,8 @@ class AnthropicChatModel:
                 "/v1/messages", body=to_wire(request), cast_to=httpx2.Response, options={"timeout": request.timeout_s}
             )
             message = from_wire(response.json())
-        except anthropic.AnthropicError as exc:
-            raise translate(
-                exc,
-                provider=self._provider,
-                model=request.model,
-                api_key_env=self._key_env,
-                timeout_s=request.timeout_s,
-            ) from exc
-        except (httpx2.HTTPError, ValueError) as exc:
+        # The SDK's errors, and a garbled body or transport error the SDK let through.
+        except (anthropic.AnthropicError, httpx2.HTTPError, ValueError) as exc:
             raise translate(
                 exc,
                 provider=self._provider,

@@ -179,15 +179,8 @@ class OpenAIChatModel:
                 options={"timeout": request.timeout_s},
             )
             completion = from_wire(response.json())
-        except openai.OpenAIError as exc:
-            raise translate(
-                exc,
-                provider=self._provider,
-                model=request.model,
-                api_key_env=self._key_env,
-                timeout_s=request.timeout_s,
-            ) from exc
-        except (httpx2.HTTPError, ValueError) as exc:  # garbled body or transport error the SDK let through
+        # The SDK's errors, and a garbled body or transport error the SDK let through.
+        except (openai.OpenAIError, httpx2.HTTPError, ValueError) as exc:
             raise translate(
                 exc,
                 provider=self._provider,
