@@ -82,7 +82,7 @@ def test_eval_cli_reports_categories_and_pairs_with_baselines(tmp_path: Path) ->
                     "category": "complex_coding"}),
     ]  # fmt: skip
     data.write_text("\n".join(lines) + "\n")
-    done = run_cli("eval", str(data), "--json")
+    done = run_cli("eval", str(data), "--analyzer", "local", "--json")
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["analyzer"].startswith("local-")

@@ -1,17 +1,19 @@
 """The analysers the router can be configured with, behind one async interface.
 
-`[routing] analyzer` picks one: "local" (the built-in rules), "learned" (a model trained by
-`model-router train`), or "llm:<model id>" (a model asked for a JSON verdict). Whatever goes wrong with
-the learned model or the LLM, the built-in analyser answers and the reasons say why.
+`[routing] analyzer` picks one: "auto" (the default: the shipped learned analyser, trained on the public
+dev set, when the `[learned]` extra is installed, else the rules), "local" (the built-in rules), "learned"
+(a model trained by `model-router train`), or "llm:<model id>" (a model asked for a JSON verdict).
+Whatever goes wrong with the learned model or the LLM, the built-in analyser answers and the reasons say why.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
+from server.analysis import embedding
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
 from server.analysis.vectorize import vectorize
@@ -20,6 +22,11 @@ from server.domain.tasks import TaskAnalysis
 from server.errors import InvalidTask, LearnedModelError, reason
 
 log = logging.getLogger("model_router.analysis")
+
+# The learned analyser the package ships: `model-router train dev.jsonl --out` this file reproduces it.
+SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "learned_categories.json.gz"
+# A separate strong-need scorer (text -> strong_score in [0, 1]) can replace the model's or the rules' one.
+StrongScorer = Callable[[str], float]
 
 
 class Analyzer(Protocol):
@@ -58,8 +65,10 @@ class BuiltinAnalyzer:
 class LearnedAnalyzer:
     """Category and/or strong_score from a trained model; the rules supply whatever it was not trained on."""
 
-    def __init__(self, model: LearnedModel) -> None:
+    def __init__(self, model: LearnedModel, strong_scorer: StrongScorer | None = None, origin: str = "") -> None:
         self.model = model
+        self.strong_scorer = strong_scorer
+        self.origin = origin  # e.g. "shipped": said in the reasons
 
     @property
     def version(self) -> str:
@@ -75,13 +84,20 @@ class LearnedAnalyzer:
         vector = vectorize(task)
         category = probability = strong = None
         parts = []
-        if self.model.has_categories:
+        if self.model.classifier is not None:
+            category, probability = self.model.classifier.predict(task)
+            parts.append(f"category {category.value} (p={probability:.2f}, embeddings + rules)")
+        elif self.model.has_categories:
             category, probability = self.model.category(vector)
             parts.append(f"category {category.value} (p={probability:.2f})")
-        if self.model.has_strong:
+        if self.strong_scorer is not None:
+            strong = min(1.0, max(0.0, self.strong_scorer(task)))
+            parts.append(f"strong_score {strong:.2f} (strong-need scorer)")
+        elif self.model.has_strong:
             strong = self.model.strong_score(vector)
             parts.append(f"strong_score {strong:.2f}")
-        note = f"learned model {self.version}: " + ", ".join(parts)
+        origin = f"{self.origin} " if self.origin else ""
+        note = f"{origin}learned model {self.version}: " + ", ".join(parts)
         return analyze_task(
             task, history_tokens=history_tokens, category=category, strong_score=strong, analyzer="learned",
             notes=(note,),
@@ -99,9 +115,13 @@ def learned_model_path(config: Config) -> Path:
     return path if path.is_absolute() else config.data_dir / path
 
 
-def load_analyzer(config: Config) -> Analyzer:
-    """The analyser the config names. An LLM analyser starts unconnected: the runtime connects it."""
+def load_analyzer(config: Config, *, encoder_available: Callable[[], bool] = embedding.available) -> Analyzer:
+    """The analyser the config names. An LLM analyser starts unconnected: the runtime connects it.
+
+    `encoder_available` is the seam that says whether the `[learned]` extra is installed."""
     name = config.routing.analyzer
+    if name == "auto":
+        return _default_analyzer(encoder_available)
     if name == "learned":
         try:
             return LearnedAnalyzer(load(learned_model_path(config)))
@@ -114,3 +134,14 @@ def load_analyzer(config: Config) -> Analyzer:
 
         return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
     return BuiltinAnalyzer()
+
+
+def _default_analyzer(encoder_available: Callable[[], bool]) -> Analyzer:
+    """The shipped learned analyser when its encoder is installed; the rules otherwise, saying why."""
+    if not encoder_available():
+        return BuiltinAnalyzer(notes=(f"built-in rules (the learned analyser needs: {embedding.INSTALL_HINT})",))
+    try:
+        return LearnedAnalyzer(load(SHIPPED_MODEL), origin="shipped")
+    except LearnedModelError as exc:
+        log.warning("%s; using the built-in analyser", exc)
+        return BuiltinAnalyzer(notes=(f"shipped learned analyser unusable ({reason(exc)}); the rules answered",))

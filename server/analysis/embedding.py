@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from server.errors import LearnedModelError
+
+if TYPE_CHECKING:  # numpy comes with the [learned] extra; this module must import without it
+    import numpy as np
 
 DIMENSIONS = 256
 INSTALL_HINT = "pip install 'mcp-model-router[learned]'"
@@ -60,6 +61,8 @@ def clip(text: str) -> str:
 
 def embed(texts: Sequence[str]) -> np.ndarray:
     """One L2-normalised float32 row of `DIMENSIONS` per text."""
+    import numpy as np
+
     if not texts:
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
     vectors = np.asarray(_load().embed([clip(t) for t in texts]), dtype=np.float32)

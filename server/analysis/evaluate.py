@@ -12,6 +12,7 @@ from server.analysis.metrics import (
     length_scores,
     random_scores,
 )
+from server.analysis.validation import per_source_accuracy
 
 
 async def evaluate(analyzer: Analyzer, data: LabelledSet) -> dict[str, Any]:
@@ -20,6 +21,8 @@ async def evaluate(analyzer: Analyzer, data: LabelledSet) -> dict[str, Any]:
     if data.categories:
         predicted = [(await analyzer.analyze(item.prompt)).category.value for item in data.categories]
         result["categories"] = category_metrics([item.category for item in data.categories], predicted)
+        if any(item.source for item in data.categories):
+            result["categories"]["per_source"] = per_source_accuracy(data.categories, predicted)
     if data.pairs:
         scores = {pair.id: (await analyzer.analyze(pair.prompt)).strong_score for pair in data.pairs}
         result["pairs"] = {
@@ -39,6 +42,8 @@ def print_evaluation(result: dict[str, Any]) -> None:
         print(f"  {'category':18} {'precision':>9} {'recall':>7} {'F1':>6} {'n':>5}")
         for name, m in categories["per_category"].items():
             print(f"  {name:18} {m['precision']:9.3f} {m['recall']:7.3f} {m['f1']:6.3f} {m['support']:5}")
+        if "per_source" in categories:
+            print("  accuracy per source: " + ", ".join(f"{k} {v:.2f}" for k, v in categories["per_source"].items()))
         labels = sorted({p for row in categories["confusion"].values() for p in row} | set(categories["confusion"]))
         print("\n  confusion (rows: label, columns: predicted)")
         print("  " + " " * 18 + "".join(f"{label[:6]:>7}" for label in labels))

@@ -17,17 +17,19 @@ import hashlib
 import json
 import math
 import random
-import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.analysis.metrics import CategoryItem, PairItem, threshold_for
 from server.analysis.vectorize import HASH_BITS, STRUCTURAL, SparseVector, vectorize
 from server.domain.tasks import Category
 from server.errors import LearnedModelError, reason
+
+if TYPE_CHECKING:
+    from server.analysis.classifier import CategoryClassifier
 
 FORMAT = "model-router/learned-router"
 FORMAT_VERSION = 1
@@ -48,6 +50,8 @@ class LearnedModel:
     weak_weights: dict[int, float]
     thresholds: dict[str, float]
     info: dict[str, Any]
+    # The category part over sentence embeddings (`[learned]`); when set it replaces `category_weights`.
+    classifier: CategoryClassifier | None = None
 
     @property
     def has_categories(self) -> bool:
@@ -77,10 +81,18 @@ class LearnedModel:
 
 
 def train(
-    categories: Sequence[CategoryItem], pairs: Sequence[PairItem], *, epochs: int = 6, seed: int = 0
+    categories: Sequence[CategoryItem],
+    pairs: Sequence[PairItem],
+    *,
+    epochs: int = 6,
+    seed: int = 0,
+    encoder: bool = False,
 ) -> LearnedModel:
-    """Fit whichever parts the labels allow. Raises LearnedModelError when there is nothing to learn from."""
-    started = time.perf_counter()
+    """Fit whichever parts the labels allow. Raises LearnedModelError when there is nothing to learn from.
+
+    With `encoder` (the `[learned]` extra installed), the category part is the embedding classifier
+    (`classifier.fit`); otherwise it is the hashed-feature softmax below.
+    """
     known = {c.value for c in Category}
     bad = sorted({item.category for item in categories} - known)
     if bad:
@@ -89,7 +101,13 @@ def train(
         raise LearnedModelError("no labelled lines: need 'category' or 'scores' {strong, weak} on each line")
     classes: tuple[Category, ...] = ()
     category_weights: dict[int, list[float]] = {}
-    if categories:
+    classifier = None
+    if categories and encoder:
+        from server.analysis.classifier import fit
+
+        classifier = fit([item.prompt for item in categories], [item.category for item in categories])
+        classes = classifier.classes
+    elif categories:
         classes = tuple(sorted({Category(item.category) for item in categories}, key=list(Category).index))
         index = {c: i for i, c in enumerate(classes)}
         vectors = [vectorize(item.prompt) for item in categories]
@@ -123,10 +141,10 @@ def train(
         "epochs": epochs,
         "hash_bits": HASH_BITS,
         "calibration": calibration_info,
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "training_seconds": round(time.perf_counter() - started, 2),
+        "category_features": "embedding+rules" if classifier else "hashed",
     }
-    return LearnedModel(classes, category_weights, strong_weights, weak_weights, thresholds, info)
+    # No timestamps in the file: the same data gives the same bytes, so a shipped model can be checked.
+    return LearnedModel(classes, category_weights, strong_weights, weak_weights, thresholds, info, classifier)
 
 
 def _held_out(item_id: str) -> bool:
@@ -221,6 +239,17 @@ def _sigmoid(z: float) -> float:
 # ── storage ──────────────────────────────────────────────────────────────────
 
 
+def _classifier(payload: Any, path: Path) -> CategoryClassifier | None:
+    if payload is None:
+        return None
+    try:
+        from server.analysis.classifier import CategoryClassifier
+    except ImportError as exc:  # numpy comes with the [learned] extra
+        hint = "pip install 'mcp-model-router[learned]'"
+        raise LearnedModelError(f"the learned model {path} needs the sentence encoder: {hint}") from exc
+    return CategoryClassifier.from_payload(payload)
+
+
 def save(model: LearnedModel, path: Path) -> LearnedModel:
     """Write atomically; returns the model with its digest (which names its version) filled in."""
     payload = {
@@ -232,6 +261,8 @@ def save(model: LearnedModel, path: Path) -> LearnedModel:
         "info": {k: v for k, v in model.info.items() if k != "digest"},
         "structural": list(STRUCTURAL),
     }
+    if model.classifier is not None:
+        payload["classifier"] = model.classifier.to_payload()
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True)
     digest = hashlib.sha256(body.encode()).hexdigest()
     document = json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, "sha256": digest, "payload": payload},
@@ -241,7 +272,7 @@ def save(model: LearnedModel, path: Path) -> LearnedModel:
     partial.write_bytes(gzip.compress(document.encode(), mtime=0))
     partial.replace(path)
     return LearnedModel(model.classes, model.category_weights, model.strong_weights, model.weak_weights,
-                        model.thresholds, {**model.info, "digest": digest})  # fmt: skip
+                        model.thresholds, {**model.info, "digest": digest}, model.classifier)  # fmt: skip
 
 
 def load(path: Path) -> LearnedModel:
@@ -280,6 +311,7 @@ def load(path: Path) -> LearnedModel:
             weak_weights={int(k): float(w) for k, w in payload["weak_weights"].items()},
             thresholds={str(k): float(v) for k, v in payload["thresholds"].items()},
             info={**payload["info"], "digest": document["sha256"]},
+            classifier=_classifier(payload.get("classifier"), path),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise LearnedModelError(f"the learned model {path} is incomplete or malformed; {retrain}") from None

@@ -122,6 +122,11 @@ def rule_signals(task: str) -> tuple[Features, dict[Category, float], float]:
     return f, scores, _strong_score(category, _complexity(category, f), f)
 
 
+def rule_category(f: Features, scores: dict[Category, float]) -> Category:
+    """The rules' category for features and scores from `rule_signals` (the highest score wins)."""
+    return _rule_category(f, scores)
+
+
 def _rule_category(f: Features, scores: dict[Category, float]) -> Category:
     best = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
     if scores[best] <= 0:

@@ -26,6 +26,11 @@ class CategoryItem:
     id: str
     prompt: str
     category: str
+    source: str = ""  # the dataset it came from; leave-one-source-out groups by the part before '/'
+
+    @property
+    def group(self) -> str:
+        return self.source.split("/", 1)[0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +81,7 @@ def parse_labelled(lines: Iterable[str], name: str = "<input>") -> LabelledSet:
         item_id = str(item.get("id", f"line-{number}"))
         labelled = False
         if isinstance(item.get("category"), str):
-            categories.append(CategoryItem(item_id, item["prompt"], item["category"]))
+            categories.append(CategoryItem(item_id, item["prompt"], item["category"], str(item.get("source") or "")))
             labelled = True
         scores = item.get("scores")
         if isinstance(scores, dict) and {"strong", "weak"} <= scores.keys():

@@ -53,6 +53,11 @@ def vectorize(text: str) -> SparseVector:
     return vector
 
 
+def structural_features(f: Features, scores: dict[Category, float], rule_strong_score: float) -> list[float]:
+    """The `STRUCTURAL` values (in order) from the rules' view of a text (`local.rule_signals`)."""
+    return _structural(f, scores, rule_strong_score)
+
+
 def _add(vector: SparseVector, key: int) -> None:
     vector[key] = vector.get(key, 0.0) + 1.0
 

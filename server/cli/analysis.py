@@ -40,13 +40,20 @@ def add_parsers(sub: Any) -> None:
     train = sub.add_parser(
         "train",
         help="fit the learned router on labelled outcomes",
-        description="Fit the learned router from a JSONL file of {prompt, category} and/or {prompt, scores: "
-        "{strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
-        '[routing] learned_model). Set [routing] analyzer = "learned" to use it.',
+        description="Fit the learned router from a JSONL file of {prompt, category, source} and/or {prompt, "
+        "scores: {strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
+        "[routing] learned_model). With the [learned] extra the category part is a logistic regression over "
+        "sentence embeddings and the rules' signals; it is measured by 5-fold cross-validation and, when lines "
+        'name their source, leave-one-source-out. Set [routing] analyzer = "learned" to use it.',
     )
     train.add_argument("input", type=Path, help="labelled JSONL file")
     train.add_argument("--out", type=Path, help="where to write the model")
     train.add_argument("--epochs", type=int, default=6, help="SGD passes over the data (default 6)")
+    train.add_argument(
+        "--no-validate",
+        action="store_true",
+        help="skip the 5-fold cross-validation and leave-one-source-out measures of the category part",
+    )
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     train.set_defaults(run=run_train)
 
@@ -103,6 +110,7 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_train(args: argparse.Namespace) -> int:
     import time as clock
 
+    from server.analysis import embedding
     from server.analysis.analyzers import learned_model_path
     from server.analysis.learned import save, train
     from server.analysis.metrics import load_labelled
@@ -110,7 +118,8 @@ def run_train(args: argparse.Namespace) -> int:
     router = load_router(args)
     data = load_labelled(args.input)
     started = clock.perf_counter()
-    model = train(data.categories, data.pairs, epochs=max(1, args.epochs))
+    encoder = embedding.available()
+    model = train(data.categories, data.pairs, epochs=max(1, args.epochs), encoder=encoder)
     path = args.out or learned_model_path(router.registry.config)
     try:
         model = save(model, path)
@@ -126,7 +135,10 @@ def run_train(args: argparse.Namespace) -> int:
         "categories": [c.value for c in model.classes],
         "thresholds": model.thresholds,
         "calibration": model.info.get("calibration", {}),
+        "category_features": model.info.get("category_features"),
     }
+    if data.categories and not args.no_validate:
+        summary["validation"] = validate(data.categories, encoder=encoder, epochs=max(1, args.epochs))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -136,9 +148,55 @@ def run_train(args: argparse.Namespace) -> int:
     for preference, threshold in model.thresholds.items():
         share = summary["calibration"].get(preference, {}).get("strong_share")
         print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of held-out prompts)")
+    if "validation" in summary:
+        print_validation(summary["validation"])
     print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
     print('use it with [routing] analyzer = "learned"' + ("" if args.out is None else f' and learned_model = "{path}"'))
     return 0
+
+
+def validate(items: Any, *, encoder: bool, epochs: int) -> dict[str, Any]:
+    """Cross-validation and (when lines name two or more sources) leave-one-source-out of the category part."""
+    from server.analysis.validation import cross_validate, leave_one_source_out
+
+    if encoder:
+        from server.analysis.classifier import validation_fitter
+
+        fitter = validation_fitter([item.prompt for item in items])
+    else:
+        fitter = _hashed_fitter(epochs)
+    result = {"cross_validation": cross_validate(items, fitter)}
+    try:
+        result["leave_one_source_out"] = leave_one_source_out(items, fitter)
+    except ValueError as exc:
+        result["leave_one_source_out"] = {"skipped": str(exc)}
+    return result
+
+
+def _hashed_fitter(epochs: int) -> Any:
+    from server.analysis.learned import train
+    from server.analysis.metrics import CategoryItem
+    from server.analysis.vectorize import vectorize
+
+    def fit(prompts: Any, labels: Any) -> Any:
+        model = train([CategoryItem(str(i), p, c) for i, (p, c) in enumerate(zip(prompts, labels, strict=True))],
+                      [], epochs=epochs)  # fmt: skip
+        return lambda test: [model.category(vectorize(p))[0].value for p in test]
+
+    return fit
+
+
+def print_validation(validation: dict[str, Any]) -> None:
+    for name, title in (("cross_validation", "5-fold cross-validation"),
+                        ("leave_one_source_out", "leave-one-source-out")):  # fmt: skip
+        m = validation[name]
+        if "skipped" in m:
+            print(f"  {title}: skipped ({m['skipped']})")
+            continue
+        recalls = ", ".join(f"{k} {v['recall']:.2f}" for k, v in m["per_category"].items())
+        print(f"  {title}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; recall: {recalls}")
+        if "per_source" in m:
+            print("    per source: " + ", ".join(f"{k} {v:.2f}" for k, v in m["per_source"].items()))
 
 
 def _open_input(path: Path) -> Any:

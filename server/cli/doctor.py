@@ -25,7 +25,8 @@ import anyio.to_thread
 import httpx2
 from mcp.client.stdio import get_default_environment
 
-from server.analysis.analyzers import learned_model_path
+from server.analysis import embedding
+from server.analysis.analyzers import SHIPPED_MODEL, learned_model_path
 from server.analysis.learned import load as load_learned
 from server.domain.config import Config, load_config
 from server.domain.registry import Registry
@@ -245,7 +246,21 @@ def _analyzer(config: Config, registry: Registry) -> Check:
         if not availability.available:
             return Check("analyzer", "error", f"{name}: {availability.detail}", "set the key, or pick another model")
         return Check("analyzer", "ok", f"{name} (falls back to the built-in rules on any failure)")
-    return Check("analyzer", "ok", "built-in rules")
+    if name == "auto":
+        return _default_analyzer()
+    return Check("analyzer", "ok", 'built-in rules ([routing] analyzer = "local")')
+
+
+def _default_analyzer() -> Check:
+    """`auto`: the shipped learned analyser when `[learned]` is installed, else the rules (both are fine)."""
+    if not embedding.available():
+        return Check("analyzer", "ok", f"built-in rules (the shipped learned analyser needs: {embedding.INSTALL_HINT})")
+    try:
+        model = load_learned(SHIPPED_MODEL)
+    except LearnedModelError as exc:
+        return Check("analyzer", "warn", f"shipped learned analyser unusable: {exc}; the rules answer",
+                     "reinstall mcp-model-router")  # fmt: skip
+    return Check("analyzer", "ok", f"shipped learned analyser {model.version} (sentence embeddings + rules)")
 
 
 async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:

@@ -99,7 +99,7 @@ class RoutingConfig(_Strict):
     """How the selector decides; thresholds are on the analyser's strong_score."""
 
     baseline_model: str = Field(pattern=MODEL_ID_PATTERN)
-    analyzer: str = Field(default="local", pattern=r"^(local|learned|llm:\S+)$")
+    analyzer: str = Field(default="auto", pattern=r"^(auto|local|learned|llm:\S+)$")
     # The learned model's file; empty: learned_router.json.gz in the data dir (relative paths: in the data dir).
     learned_model: str = ""
     llm_analyzer_timeout_s: float = Field(default=10.0, gt=0, le=120)
