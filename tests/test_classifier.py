@@ -25,7 +25,8 @@ TOOL_USE = (
 )
 DOCUMENT = "Summarise the key decisions in the meeting minutes below in five bullet points.\n\n" + "\n".join(
     f"Item {i}: the committee reviewed the budget line for depot {i}, heard the treasurer's report on "
-    f"maintenance costs, and agreed to revisit the staffing plan at the next quarterly session." for i in range(120)
+    f"maintenance costs, and agreed to revisit the staffing plan at the next quarterly session."
+    for i in range(120)
 )
 
 
@@ -85,10 +86,22 @@ def test_train_prints_cross_validation_and_leave_one_source_out_then_eval_uses_t
     rows = []
     for source, words in (("shop", ["shoes", "lamp", "kettle"]), ("cafe", ["coffee", "scone", "soup"])):
         for i, word in enumerate(words * 4):
-            rows.append({"id": f"{source}-c{i}", "source": f"{source}/x", "category": "complex_coding",
-                         "prompt": f"Write a Python class that tracks the {word} stock, with unit tests ({i})."})
-            rows.append({"id": f"{source}-s{i}", "source": f"{source}/y", "category": "classification",
-                         "prompt": f"Is this review of the {word} positive or negative? 'It was fine.' ({i})"})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{source}-c{i}",
+                    "source": f"{source}/x",
+                    "category": "complex_coding",
+                    "prompt": f"Write a Python class that tracks the {word} stock, with unit tests ({i}).",
+                }
+            )
+            rows.append(
+                {
+                    "id": f"{source}-s{i}",
+                    "source": f"{source}/y",
+                    "category": "classification",
+                    "prompt": f"Is this review of the {word} positive or negative? 'It was fine.' ({i})",
+                }
+            )
     data = tmp_path / "mine.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     model = tmp_path / "mine.json.gz"

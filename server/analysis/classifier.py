@@ -28,8 +28,9 @@ from server.domain.tasks import Category
 from server.errors import LearnedModelError
 
 ENCODER = "wordllama/l2_supercat-256"
-# Chosen by leave-one-source-out accuracy on dev.jsonl (README, "How the analysers are trained").
-RULE_WEIGHT = 0.4
+# Chosen by leave-one-source-out (LOSO) accuracy on dev.jsonl (README, "How the analysers are trained"):
+# every weight below this let the model override the rules more often and lowered LOSO accuracy.
+RULE_WEIGHT = 0.45
 REGULARISATION_C = 1.0
 _ALL = list(Category)
 

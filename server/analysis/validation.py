@@ -2,8 +2,8 @@
 
 Leave-one-source-out (LOSO) trains on every source but one and tests on the one left out, for each source,
 and pools the predictions: it measures prompts whose wording, template and length the model never saw,
-which is what a user's prompts are. Cross-validation folds are stratified by nothing and shuffled with a
-fixed seed, so the figures are reproducible. Pure: the caller hands in how to fit and how to predict.
+which is what a user's prompts are. Cross-validation folds are shuffled with a fixed seed, so the figures
+are reproducible. Pure: the caller hands in how to fit and how to predict.
 """
 
 from __future__ import annotations
