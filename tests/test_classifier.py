@@ -119,3 +119,23 @@ def test_train_prints_cross_validation_and_leave_one_source_out_then_eval_uses_t
     result = json.loads(evaluated.stdout)
     assert result["analyzer"] == summary["version"] and result["categories"]["accuracy"] >= 0.9
     assert set(result["categories"]["per_source"]) == {"shop", "cafe"}
+
+
+def test_without_the_encoder_train_validates_the_hashed_classifier_the_same_way() -> None:
+    from server.analysis.metrics import CategoryItem
+    from server.cli.analysis import validate
+
+    items = [
+        CategoryItem(f"{source}{i}", text.format(source=source, i=i), category, f"{source}/x")
+        for source in ("north", "south")
+        for i in range(12)
+        for text, category in (
+            ("Implement a {source} queue class in Python, version {i}.", "complex_coding"),
+            ("Label the sentiment of this {source} review: it was lovely {i}.", "classification"),
+        )
+    ]
+    result = validate(items, encoder=False, epochs=4)
+    assert result["cross_validation"]["n"] == len(items) and result["cross_validation"]["accuracy"] >= 0.9
+    assert set(result["leave_one_source_out"]["per_source"]) == {"north", "south"}
+    no_sources = validate([CategoryItem(i.id, i.prompt, i.category) for i in items], encoder=False, epochs=4)
+    assert "source" in no_sources["leave_one_source_out"]["skipped"]

@@ -35,7 +35,7 @@ REGULARISATION_C = 1.0
 _ALL = list(Category)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # numpy arrays have no single truth value for ==
 class CategoryClassifier:
     """Fitted weights (one row per class) over [embedding, structural features], plus the rule mix."""
 
