@@ -28,7 +28,9 @@ def add_parsers(sub: Any) -> None:
         "eval",
         help="measure the analyser on a labelled JSONL file",
         description="Lines with {id, prompt, category}: accuracy, macro-F1 and the confusion matrix of the "
-        "analyser's category. Lines with {id, prompt, scores: {strong, weak}} (and optional source): APGR, "
+        "analyser's category, and accuracy per source prefix when lines carry a `source` (for the untrained "
+        "rules this is their leave-one-source-out; `train` measures a learned model's). "
+        "Lines with {id, prompt, scores: {strong, weak}} (and optional source): APGR, "
         "CPT(50%%) and CPT(80%%) of strong_score per source prefix (before '/'), beside the random and "
         "prompt-length baselines. APGR 0.5 is random routing; CPT is the share of strong calls needed.",
     )
@@ -60,7 +62,7 @@ def add_parsers(sub: Any) -> None:
 
 def _analyzer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--analyzer", metavar="NAME", help="local | learned | llm:<model id> (default: [routing] analyzer)"
+        "--analyzer", metavar="NAME", help="auto | local | learned | llm:<model id> (default: [routing] analyzer)"
     )
     parser.add_argument("--model", type=Path, metavar="PATH", help="learned model file (implies --analyzer learned)")
 
