@@ -2,7 +2,10 @@
 
 `[routing] analyzer` picks one: "local" (the built-in rules), "learned" (a model trained by
 `model-router train`), or "llm:<model id>" (a model asked for a JSON verdict). Whatever goes wrong with
-the learned model or the LLM, the built-in analyser answers and the reasons say why.
+the learned model or the LLM, the built-in analyser answers and the reasons say why. When the sentence
+encoder is installed, strong_score (and its thresholds) come from the embedding strong-need scorer
+(server/analysis/strong_need.py) unless a trained learned model supplies its own; without it the rules'
+strong_score stays.
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Protocol
 
+from server.analysis import embedding, strong_need
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
+from server.analysis.strong_need import StrongNeedModel
 from server.analysis.vectorize import vectorize
 from server.domain.config import Config
 from server.domain.tasks import TaskAnalysis
@@ -35,21 +40,27 @@ class Analyzer(Protocol):
 
 
 class BuiltinAnalyzer:
-    """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used)."""
+    """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used).
+    With a `strong_need` scorer, strong_score and the thresholds are its own."""
 
-    def __init__(self, notes: tuple[str, ...] = ()) -> None:
+    def __init__(self, notes: tuple[str, ...] = (), strong_need: StrongNeedModel | None = None) -> None:
         self.notes = notes
+        self.strong_need = strong_need
 
     @property
     def version(self) -> str:
-        return ANALYZER_VERSION
+        return ANALYZER_VERSION + (f"+{self.strong_need.version}" if self.strong_need else "")
 
     @property
     def thresholds(self) -> Mapping[str, float]:
-        return {}
+        return self.strong_need.thresholds if self.strong_need else {}
 
     def analyze_now(self, task: str, history_tokens: int = 0, notes: tuple[str, ...] = ()) -> TaskAnalysis:
-        return analyze_task(task, history_tokens=history_tokens, notes=(*self.notes, *notes))
+        strong = None
+        if self.strong_need and task.strip():
+            strong = self.strong_need.score(task)
+            notes = (*notes, f"strong_score {strong:.2f} from {self.strong_need.version}")
+        return analyze_task(task, history_tokens=history_tokens, strong_score=strong, notes=(*self.notes, *notes))
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         return self.analyze_now(task, history_tokens)
@@ -58,16 +69,18 @@ class BuiltinAnalyzer:
 class LearnedAnalyzer:
     """Category and/or strong_score from a trained model; the rules supply whatever it was not trained on."""
 
-    def __init__(self, model: LearnedModel) -> None:
+    def __init__(self, model: LearnedModel, strong_need: StrongNeedModel | None = None) -> None:
         self.model = model
+        # A model trained with outcomes scores strong_score itself; otherwise the embedding scorer does.
+        self.strong_need = None if model.has_strong else strong_need
 
     @property
     def version(self) -> str:
-        return self.model.version
+        return self.model.version + (f"+{self.strong_need.version}" if self.strong_need else "")
 
     @property
     def thresholds(self) -> Mapping[str, float]:
-        return self.model.thresholds
+        return self.strong_need.thresholds if self.strong_need else self.model.thresholds
 
     def analyze_now(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         if not task.strip():
@@ -81,6 +94,9 @@ class LearnedAnalyzer:
         if self.model.has_strong:
             strong = self.model.strong_score(vector)
             parts.append(f"strong_score {strong:.2f}")
+        elif self.strong_need:
+            strong = self.strong_need.score(task)
+            parts.append(f"strong_score {strong:.2f} from {self.strong_need.version}")
         note = f"learned model {self.version}: " + ", ".join(parts)
         return analyze_task(
             task, history_tokens=history_tokens, category=category, strong_score=strong, analyzer="learned",
@@ -102,15 +118,29 @@ def learned_model_path(config: Config) -> Path:
 def load_analyzer(config: Config) -> Analyzer:
     """The analyser the config names. An LLM analyser starts unconnected: the runtime connects it."""
     name = config.routing.analyzer
-    if name == "learned":
-        try:
-            return LearnedAnalyzer(load(learned_model_path(config)))
-        except LearnedModelError as exc:
-            log.warning("%s; using the built-in analyser", exc)
-            note = f"learned analyser unusable ({reason(exc)}); the built-in analyser answered"
-            return BuiltinAnalyzer(notes=(note,))
     if name.startswith("llm:"):
         from server.analysis.llm import LlmAnalyzer
 
         return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
-    return BuiltinAnalyzer()
+    scorer = load_strong_need(config)
+    if name == "learned":
+        try:
+            return LearnedAnalyzer(load(learned_model_path(config)), scorer)
+        except LearnedModelError as exc:
+            log.warning("%s; using the built-in analyser", exc)
+            note = f"learned analyser unusable ({reason(exc)}); the built-in analyser answered"
+            return BuiltinAnalyzer(notes=(note,), strong_need=scorer)
+    return BuiltinAnalyzer(strong_need=scorer)
+
+
+def load_strong_need(config: Config) -> StrongNeedModel | None:
+    """The embedding strong-need scorer: one trained into the data dir, else the shipped one; None (the
+    rules' strong_score) when the encoder is not installed or the file is unusable."""
+    if not embedding.available():
+        return None
+    own = config.data_dir / strong_need.SHIPPED
+    try:
+        return strong_need.load(own) if own.is_file() else strong_need.load_shipped()
+    except LearnedModelError as exc:
+        log.warning("%s; strong_score comes from the rules", exc)
+        return None

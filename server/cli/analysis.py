@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server.cli.common import EXIT_FAILURE, load_router, run_with_analyzer
-from server.errors import RouterError
+from server.errors import RouterError, reason
 
 
 def add_parsers(sub: Any) -> None:
@@ -47,6 +47,13 @@ def add_parsers(sub: Any) -> None:
     train.add_argument("input", type=Path, help="labelled JSONL file")
     train.add_argument("--out", type=Path, help="where to write the model")
     train.add_argument("--epochs", type=int, default=6, help="SGD passes over the data (default 6)")
+    train.add_argument(
+        "--strong-need",
+        action="store_true",
+        help="fit the embedding strong-need scorer from the {prompt, scores} lines instead (needs the [learned] "
+        "extra; default out: strong_need.npz in the data dir, which replaces the shipped one) and print its "
+        "APGR on held-out halves (split by subject, or by row) beside the random and length baselines",
+    )
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     train.set_defaults(run=run_train)
 
@@ -109,6 +116,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     router = load_router(args)
     data = load_labelled(args.input)
+    if args.strong_need:
+        return _train_strong_need(args, data.pairs, router.registry.config.data_dir)
     started = clock.perf_counter()
     model = train(data.categories, data.pairs, epochs=max(1, args.epochs))
     path = args.out or learned_model_path(router.registry.config)
@@ -138,6 +147,41 @@ def run_train(args: argparse.Namespace) -> int:
         print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of held-out prompts)")
     print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
     print('use it with [routing] analyzer = "learned"' + ("" if args.out is None else f' and learned_model = "{path}"'))
+    return 0
+
+
+def _train_strong_need(args: argparse.Namespace, pairs: list[Any], data_dir: Path) -> int:
+    import time as clock
+
+    from server.analysis.strong_need import SHIPPED, held_out_report, save, train
+
+    started = clock.perf_counter()
+    model = train(pairs)
+    path = args.out or data_dir / SHIPPED
+    try:
+        model = save(model, path)
+    except OSError as exc:
+        raise RouterError(f"cannot write the strong-need model to {path}: {reason(exc)}; pass --out PATH") from None
+    seconds = round(clock.perf_counter() - started, 2)
+    report = held_out_report(pairs)
+    summary = {
+        "path": str(path), "version": model.version, "bytes": path.stat().st_size, "seconds": seconds,
+        "pair_rows": len(pairs), "prior": model.prior, "thresholds": model.thresholds,
+        "calibration": model.info.get("calibration", {}), "held_out": report,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"trained strong_need on {len(pairs)} outcome lines in {seconds} s (rules' weight {model.prior})")
+    for preference, threshold in model.thresholds.items():
+        share = summary["calibration"].get(preference, {}).get("strong_share")
+        print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of calibration prompts)")
+    print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
+    for direction, part in report.items():
+        print(f"held-out halves {direction} (trained on {part['train']}):")
+        for group, kinds in part["groups"].items():
+            cells = ", ".join(f"{kind} {m['apgr']:.3f}" for kind, m in kinds.items() if m.get("apgr") is not None)
+            print(f"  {group:8} n={kinds['router']['n']:<5} APGR {cells}")
     return 0
 
 
