@@ -83,7 +83,7 @@ def calibration(home: Path) -> None:
     routing = load_config(env={"MODEL_ROUTER_HOME": str(home)}).routing
     pairs = load_labelled(EVAL / "pairs_dev.jsonl").pairs
     scores = [analyze_task(p.prompt).strong_score for p in pairs]
-    print("calibration of the built-in analyser on pairs_dev.jsonl (all sources):")
+    print("calibration of the rules' strong_score (used without the encoder) on pairs_dev.jsonl (all sources):")
     for name, threshold in (("cheapest", routing.cheapest_threshold), ("balanced", routing.balanced_threshold),
                             ("best_quality", routing.best_quality_threshold)):  # fmt: skip
         chosen = [s >= threshold for s in scores]
