@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from mcp import StdioServerParameters
+from mcp.client import Client
 
 from server.analysis import embedding
 from server.analysis.analyzers import load_analyzer
@@ -14,7 +16,7 @@ from server.analysis.metrics import PairItem
 from server.analysis.strong_need import load, load_shipped, split_halves
 from server.domain.config import load_config
 from server.errors import LearnedModelError
-from tests.helpers import run_cli
+from tests.helpers import console_script, run_cli
 
 pytestmark = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 
@@ -116,3 +118,26 @@ def test_the_held_out_halves_share_no_subject_and_alternate_plain_rows() -> None
     assert [p.id for p in a if p.group == "gsm8k"] == [f"g{i}" for i in range(0, 11, 2)]
     assert [p.id for p in b if p.group == "gsm8k"] == [f"g{i}" for i in range(1, 11, 2)]
     assert sorted(p.id for p in a + b) == sorted(p.id for p in pairs)
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_route_task_over_stdio_uses_the_scorer_and_its_thresholds(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=console_script(),
+        args=["serve"],
+        env={"MODEL_ROUTER_HOME": str(tmp_path), "ANTHROPIC_API_KEY": "test-key-123456"},
+    )
+    shipped = load_shipped()
+    word_problem = (
+        "A train leaves at 3pm going 60 mph; another leaves the same station at 4pm going 80 mph on the same "
+        "track. When does the second train catch up, and how far from the station are they then?"
+    )
+    async with Client(params, mode="legacy") as client:
+        easy = (await client.call_tool("route_task", {"task": "What is 2+2?"})).structured_content
+        hard = (await client.call_tool("route_task", {"task": word_problem})).structured_content
+    for route in (easy, hard):
+        assert any(f"from {shipped.version}" in reason for reason in route["reasons"])
+        assert route["threshold"] == shipped.thresholds["balanced"]
+    assert easy["strong_score"] < shipped.thresholds["balanced"] <= hard["strong_score"]
+    assert easy["situation"] == "cost_optimized" and hard["situation"] != "cost_optimized"
