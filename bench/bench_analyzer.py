@@ -2,9 +2,12 @@
 
 Prints (all in one run, baselines beside the router):
 - built-in analyser: category accuracy, macro-F1 and per-category recall on dev.jsonl; strong_score APGR /
-  CPT50 / CPT80 on pairs_dev.jsonl per source, with random and prompt-length baselines; the strong-call
-  share and quality recovered at the configured thresholds (the calibration);
+  CPT50 / CPT80 on pairs_dev.jsonl per source, with random and prompt-length baselines (the default
+  analyser's strong_score comes from the shipped strong-need scorer, trained on this very file: in-sample);
+  the strong-call share and quality recovered at the rules' configured thresholds (the calibration);
 - a reference ceiling (reads the labels): MMLU routed by each subject's true gap, on all items and per half;
+- strong-need scorer (embeddings + structural features, `train --strong-need`): trained on one half of
+  pairs_dev, APGR on the other half per benchmark beside random and length; its scoring latency;
 - learned router: trained on one half of pairs_dev (MMLU split by subject, GSM8K by row), evaluated on the
   other half (both directions); training time on 10k lines;
 - the shipped learned category analyser: in-sample on dev.jsonl, 5-fold cross-validation and
@@ -75,7 +78,8 @@ def builtin(home: Path) -> None:
           "hand-tuned on these prompts, so every figure here is optimistic):")  # fmt: skip
     print("  per source: " + ", ".join(f"{k} {v:.2f}" for k, v in c["per_source"].items()))
     pairs = cli("eval", str(EVAL / "pairs_dev.jsonl"), "--analyzer", "local", home=home)["pairs"]
-    print_pairs("built-in strong_score on pairs_dev.jsonl (target APGR >= 0.65 on gsm8k and mmlu):", pairs)
+    print_pairs(f"default strong_score ({result['analyzer']}) on pairs_dev.jsonl, IN-SAMPLE for the shipped "
+                "strong-need scorer (held-out figures below):", pairs)  # fmt: skip
 
 
 def calibration(home: Path) -> None:
@@ -86,7 +90,7 @@ def calibration(home: Path) -> None:
     routing = load_config(env={"MODEL_ROUTER_HOME": str(home)}).routing
     pairs = load_labelled(EVAL / "pairs_dev.jsonl").pairs
     scores = [analyze_task(p.prompt).strong_score for p in pairs]
-    print("calibration of the built-in analyser on pairs_dev.jsonl (all sources):")
+    print("calibration of the rules' strong_score (used without the encoder) on pairs_dev.jsonl (all sources):")
     for name, threshold in (("cheapest", routing.cheapest_threshold), ("balanced", routing.balanced_threshold),
                             ("best_quality", routing.best_quality_threshold)):  # fmt: skip
         chosen = [s >= threshold for s in scores]
@@ -130,6 +134,25 @@ def subject_ceiling() -> None:
         with_length = gap_metrics(chosen, [mean[p.source] + 1e-3 * len(p.prompt) / longest for p in chosen])["apgr"]
         print(f"  {name:6} n={len(chosen):<5} APGR {by_subject:.3f} (ties by length: {with_length:.3f}); "
               "targets: built-in 0.65, learned 0.70")  # fmt: skip
+
+
+def strong_need(home: Path, work: Path) -> None:
+    summary = cli("train", str(EVAL / "pairs_dev.jsonl"), "--strong-need", "--out", str(work / "sn.npz"), home=home)
+    print(f"strong-need scorer trained on all of pairs_dev.jsonl in {summary['seconds']} s "
+          f"(rules' weight {summary['prior']}), thresholds {summary['thresholds']}")  # fmt: skip
+    print("strong-need scorer on held-out halves (target: above random and length on each half, gsm8k and mmlu):")
+    for direction, part in summary["held_out"].items():
+        print(f" trained on {part['train']}, evaluated on the other half [{direction}]:")
+        print_pairs_rows(part["groups"])
+
+
+def print_pairs_rows(groups: dict[str, Any]) -> None:
+    for group, kinds in groups.items():
+        beats = all(kinds["router"]["apgr"] > kinds[k]["apgr"] for k in ("random", "length"))
+        print(f"  {group:6} n={kinds['router']['n']:<5} router  {cell(kinds['router'])}"
+              f"  {'above both baselines' if beats else 'NOT above both baselines'}")  # fmt: skip
+        print(f"  {'':6} {'':7} random  {cell(kinds['random'])}")
+        print(f"  {'':6} {'':7} length  {cell(kinds['length'])}")
 
 
 def learned(home: Path, work: Path) -> None:
@@ -203,11 +226,12 @@ def learned_latency() -> None:
     from server.analysis import embedding
     from server.analysis.analyzers import SHIPPED_MODEL, LearnedAnalyzer
     from server.analysis.learned import load
+    from server.analysis.strong_need import load_shipped
 
     started = time.perf_counter()
     embedding.embed(["warm up"])
     print(f"encoder load (WordLlama l2_supercat, first embed): {(time.perf_counter() - started) * 1000:.0f} ms")
-    analyzer = LearnedAnalyzer(load(SHIPPED_MODEL), origin="shipped")
+    analyzer = LearnedAnalyzer(load(SHIPPED_MODEL), load_shipped(), origin="shipped")  # the default analyser
     _time("shipped learned analyser", analyzer.analyze_now, (25.0, 150.0))
 
 
@@ -231,8 +255,10 @@ def _time(name: str, analyse: Any, targets: tuple[float, float]) -> None:
 
 def latency() -> None:
     from server.analysis.local import analyze_task
+    from server.analysis.strong_need import load_shipped
 
-    _time("built-in analyser", analyze_task, (1.0, 5.0))
+    _time("built-in analyser (rules)", analyze_task, (1.0, 5.0))
+    _time("strong-need scorer (embedding + rules' features)", load_shipped().score, (25.0, 150.0))
 
 
 def main() -> None:
@@ -244,6 +270,7 @@ def main() -> None:
         builtin(home)
         calibration(home)
         subject_ceiling()
+        strong_need(home, work)
         learned(home, work)
         learned_categories(home)
         learned_latency()  # first in this process to load the encoder: its load time is measured here

@@ -4,6 +4,8 @@
 dev set, when the `[learned]` extra is installed, else the rules), "local" (the built-in rules), "learned"
 (a model trained by `model-router train`), or "llm:<model id>" (a model asked for a JSON verdict).
 Whatever goes wrong with the learned model or the LLM, the built-in analyser answers and the reasons say why.
+When the sentence encoder is installed, strong_score (and its thresholds) come from the embedding
+strong-need scorer (strong_need.py) unless a trained learned model supplies its own.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from server.analysis import embedding
+from server.analysis import embedding, strong_need
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
+from server.analysis.strong_need import StrongNeedModel
 from server.analysis.vectorize import vectorize
 from server.domain.config import Config
 from server.domain.tasks import TaskAnalysis
@@ -25,8 +28,6 @@ log = logging.getLogger("model_router.analysis")
 
 # The learned analyser the package ships: `model-router train dev.jsonl --out` this file reproduces it.
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "data" / "learned_categories.json.gz"
-# A separate strong-need scorer (text -> strong_score in [0, 1]) can replace the model's or the rules' one.
-StrongScorer = Callable[[str], float]
 
 
 class Analyzer(Protocol):
@@ -42,21 +43,27 @@ class Analyzer(Protocol):
 
 
 class BuiltinAnalyzer:
-    """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used)."""
+    """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used).
+    With a `strong_need` scorer, strong_score and the thresholds are its own."""
 
-    def __init__(self, notes: tuple[str, ...] = ()) -> None:
+    def __init__(self, notes: tuple[str, ...] = (), strong_need: StrongNeedModel | None = None) -> None:
         self.notes = notes
+        self.strong_need = strong_need
 
     @property
     def version(self) -> str:
-        return ANALYZER_VERSION
+        return ANALYZER_VERSION + (f"+{self.strong_need.version}" if self.strong_need else "")
 
     @property
     def thresholds(self) -> Mapping[str, float]:
-        return {}
+        return self.strong_need.thresholds if self.strong_need else {}
 
     def analyze_now(self, task: str, history_tokens: int = 0, notes: tuple[str, ...] = ()) -> TaskAnalysis:
-        return analyze_task(task, history_tokens=history_tokens, notes=(*self.notes, *notes))
+        strong = None
+        if self.strong_need and task.strip():
+            strong = self.strong_need.score(task)
+            notes = (*notes, f"strong_score {strong:.2f} from {self.strong_need.version}")
+        return analyze_task(task, history_tokens=history_tokens, strong_score=strong, notes=(*self.notes, *notes))
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         return self.analyze_now(task, history_tokens)
@@ -65,18 +72,19 @@ class BuiltinAnalyzer:
 class LearnedAnalyzer:
     """Category and/or strong_score from a trained model; the rules supply whatever it was not trained on."""
 
-    def __init__(self, model: LearnedModel, strong_scorer: StrongScorer | None = None, origin: str = "") -> None:
+    def __init__(self, model: LearnedModel, strong_need: StrongNeedModel | None = None, origin: str = "") -> None:
         self.model = model
-        self.strong_scorer = strong_scorer
+        # A model trained with outcomes scores strong_score itself; otherwise the embedding scorer does.
+        self.strong_need = None if model.has_strong else strong_need
         self.origin = origin  # e.g. "shipped": said in the reasons
 
     @property
     def version(self) -> str:
-        return self.model.version
+        return self.model.version + (f"+{self.strong_need.version}" if self.strong_need else "")
 
     @property
     def thresholds(self) -> Mapping[str, float]:
-        return self.model.thresholds
+        return self.strong_need.thresholds if self.strong_need else self.model.thresholds
 
     def analyze_now(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         if not task.strip():
@@ -90,12 +98,12 @@ class LearnedAnalyzer:
         elif self.model.has_categories:
             category, probability = self.model.category(vector)
             parts.append(f"category {category.value} (p={probability:.2f})")
-        if self.strong_scorer is not None:
-            strong = min(1.0, max(0.0, self.strong_scorer(task)))
-            parts.append(f"strong_score {strong:.2f} (strong-need scorer)")
-        elif self.model.has_strong:
+        if self.model.has_strong:
             strong = self.model.strong_score(vector)
             parts.append(f"strong_score {strong:.2f}")
+        elif self.strong_need:
+            strong = self.strong_need.score(task)
+            parts.append(f"strong_score {strong:.2f} from {self.strong_need.version}")
         origin = f"{self.origin} " if self.origin else ""
         note = f"{origin}learned model {self.version}: " + ", ".join(parts)
         return analyze_task(
@@ -120,28 +128,43 @@ def load_analyzer(config: Config, *, encoder_available: Callable[[], bool] = emb
 
     `encoder_available` is the seam that says whether the `[learned]` extra is installed."""
     name = config.routing.analyzer
+    scorer = load_strong_need(config)
     if name == "auto":
-        return _default_analyzer(encoder_available)
+        return _default_analyzer(encoder_available, scorer)
     if name == "learned":
         try:
-            return LearnedAnalyzer(load(learned_model_path(config)))
+            return LearnedAnalyzer(load(learned_model_path(config)), scorer)
         except LearnedModelError as exc:
             log.warning("%s; using the built-in analyser", exc)
             note = f"learned analyser unusable ({reason(exc)}); the built-in analyser answered"
-            return BuiltinAnalyzer(notes=(note,))
+            return BuiltinAnalyzer(notes=(note,), strong_need=scorer)
     if name.startswith("llm:"):
         from server.analysis.llm import LlmAnalyzer
 
         return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
-    return BuiltinAnalyzer()
+    return BuiltinAnalyzer(strong_need=scorer)
 
 
-def _default_analyzer(encoder_available: Callable[[], bool]) -> Analyzer:
+def _default_analyzer(encoder_available: Callable[[], bool], scorer: StrongNeedModel | None) -> Analyzer:
     """The shipped learned analyser when its encoder is installed; the rules otherwise, saying why."""
     if not encoder_available():
         return BuiltinAnalyzer(notes=(f"built-in rules (the learned analyser needs: {embedding.INSTALL_HINT})",))
     try:
-        return LearnedAnalyzer(load(SHIPPED_MODEL), origin="shipped")
+        return LearnedAnalyzer(load(SHIPPED_MODEL), scorer, origin="shipped")
     except LearnedModelError as exc:
         log.warning("%s; using the built-in analyser", exc)
-        return BuiltinAnalyzer(notes=(f"shipped learned analyser unusable ({reason(exc)}); the rules answered",))
+        note = f"shipped learned analyser unusable ({reason(exc)}); the rules answered"
+        return BuiltinAnalyzer(notes=(note,), strong_need=scorer)
+
+
+def load_strong_need(config: Config) -> StrongNeedModel | None:
+    """The embedding strong-need scorer: one trained into the data dir, else the shipped one; None (the
+    rules' strong_score) when the encoder is not installed or the file is unusable."""
+    if not embedding.available():
+        return None
+    own = config.data_dir / strong_need.SHIPPED
+    try:
+        return strong_need.load(own) if own.is_file() else strong_need.load_shipped()
+    except LearnedModelError as exc:
+        log.warning("%s; strong_score comes from the rules", exc)
+        return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from server.cli.common import EXIT_FAILURE, load_router, run_with_analyzer
-from server.errors import RouterError
+from server.errors import RouterError, reason
 
 
 def add_parsers(sub: Any) -> None:
@@ -55,6 +55,13 @@ def add_parsers(sub: Any) -> None:
         "--no-validate",
         action="store_true",
         help="skip the 5-fold cross-validation and leave-one-source-out measures of the category part",
+    )
+    train.add_argument(
+        "--strong-need",
+        action="store_true",
+        help="fit the embedding strong-need scorer from the {prompt, scores} lines instead (needs the [learned] "
+        "extra; default out: strong_need.npz in the data dir, which replaces the shipped one) and print its "
+        "APGR on held-out halves (split by subject, or by row) beside the random and length baselines",
     )
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     train.set_defaults(run=run_train)
@@ -119,6 +126,8 @@ def run_train(args: argparse.Namespace) -> int:
 
     router = load_router(args)
     data = load_labelled(args.input)
+    if args.strong_need:
+        return _train_strong_need(args, data.pairs, router.registry.config.data_dir)
     started = clock.perf_counter()
     encoder = embedding.available()
     model = train(data.categories, data.pairs, epochs=max(1, args.epochs), encoder=encoder)
@@ -199,6 +208,41 @@ def print_validation(validation: dict[str, Any]) -> None:
         print(f"  {title}: accuracy {m['accuracy']:.3f}, macro-F1 {m['macro_f1']:.3f}; recall: {recalls}")
         if "per_source" in m:
             print("    per source: " + ", ".join(f"{k} {v:.2f}" for k, v in m["per_source"].items()))
+
+
+def _train_strong_need(args: argparse.Namespace, pairs: list[Any], data_dir: Path) -> int:
+    import time as clock
+
+    from server.analysis.strong_need import SHIPPED, held_out_report, save, train
+
+    started = clock.perf_counter()
+    model = train(pairs)
+    path = args.out or data_dir / SHIPPED
+    try:
+        model = save(model, path)
+    except OSError as exc:
+        raise RouterError(f"cannot write the strong-need model to {path}: {reason(exc)}; pass --out PATH") from None
+    seconds = round(clock.perf_counter() - started, 2)
+    report = held_out_report(pairs)
+    summary = {
+        "path": str(path), "version": model.version, "bytes": path.stat().st_size, "seconds": seconds,
+        "pair_rows": len(pairs), "prior": model.prior, "thresholds": model.thresholds,
+        "calibration": model.info.get("calibration", {}), "held_out": report,
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"trained strong_need on {len(pairs)} outcome lines in {seconds} s (rules' weight {model.prior})")
+    for preference, threshold in model.thresholds.items():
+        share = summary["calibration"].get(preference, {}).get("strong_share")
+        print(f"  {preference}: strong_score >= {threshold} goes strong ({share:.0%} of calibration prompts)")
+    print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
+    for direction, part in report.items():
+        print(f"held-out halves {direction} (trained on {part['train']}):")
+        for group, kinds in part["groups"].items():
+            cells = ", ".join(f"{kind} {m['apgr']:.3f}" for kind, m in kinds.items() if m.get("apgr") is not None)
+            print(f"  {group:8} n={kinds['router']['n']:<5} APGR {cells}")
+    return 0
 
 
 def _open_input(path: Path) -> Any:
