@@ -1,0 +1,162 @@
+"""Tool need: which kinds of tool a task explicitly asks for, each with the words that showed it.
+
+A prediction of its own, beside the category: "Use Python to compute 6*7*1000+1" is a maths task that
+needs code run, and a coding task ("write a function that …") needs no tool at all. The kinds are the
+sub-servers' (`domain.tasks.TOOL_KINDS`):
+- code: run, execute or test code, or compute something with Python / an interpreter;
+- search: search, look up or browse the web, or a question about facts newer than a model's training
+  (a year from 2024 on, "as of today", "the current <office or price>");
+- fetch: a URL to read (and not a program to write that downloads it);
+- memory: remember or recall across the conversation ("remember that …", "what did I tell you"), or a short
+  question about the user's own facts ("what is my first name?"), which only stored memory can answer.
+Questions *about* tools ("explain what a web search engine does"), code that is written or explained but not
+run, and arithmetic the model can do itself need no tool.
+
+Pure: regexes compiled at import, no I/O. Only the instruction is read (`instruction_text`): a URL, a date
+or an "I told you" inside a pasted article, dialogue, document or program does not count. The cues were
+written from the intents above, not fitted to single prompts; `bench/bench_analyzer.py` measures them on
+`tests/data/tool_need.jsonl` and on the held-out `dev.jsonl`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from server.domain.tasks import TOOL_KINDS
+
+_SCAN = 2_000  # the instruction is looked for in this much of the head (and the tail)
+_HEAD = 600  # at most this much of the first paragraph is read
+_TAIL = 300  # a last paragraph up to this long is read (a question asked after a document)
+_PERSONAL_QUESTION_CHARS = 300  # a question about the user's own facts is short: no context is given
+
+_FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
+_CONTENT_INTRO = re.compile(
+    r"\b(?:the following|below|as follows|(?:this|these|my) (?:\w+ )?(?:dialogues?|conversations?|articles?|texts?|"
+    r"passages?|documents?|reviews?|paragraphs?|emails?|stor(?:y|ies)|sentences?|code|snippets?|scripts?|"
+    r"programs?))\b[^:\n]{0,60}?[:.]"
+)
+# An imperative: at the start of a sentence or clause, or after a word that introduces a request.
+_IMPERATIVE = r"(?:^|[.!?:;,\n(\"']\s*|\b(?:please|you|and|then|also|now|just|first|to)\s+)"
+_CODE_OBJECT = (
+    r"(?:python|code|script|program|snippet|function|tests?|calculation|it|this|that|them|these|the following)"
+)
+_INTERPRETER = r"(?:python|code|a (?:python )?script|the (?:code )?interpreter|an interpreter|a calculator|the sandbox)"
+_COMPUTE = r"(?:compute|calculate|work out|find|check|get|evaluate|count|solve|figure out|determine|verify)"
+_WRITING = re.compile(
+    r"^\W*(?:please\s+)?(?:write|compose|draft|craft|create|generate|implement|build|develop|design|make|"
+    r"help me (?:write|construct|draft|create))\b"
+)
+_CODE_WRITING = re.compile(
+    r"^\W*(?:please\s+)?(?:write|implement|create|build|develop|design|code|generate|make)\b[^.?!\n]{0,80}?"
+    r"\b(?:function|program|script|class|method|module|app|application|api|scraper|crawler|bot|tool|cli)\b"
+)
+_QUESTION = re.compile(
+    r"\?|^\W*(?:who|what|when|where|which|how|find|list|give me|name)\b|"
+    r"\b(?:tell me|find out|i (?:would like|want|need) to know)\b"
+)
+
+_RUN = re.compile(rf"{_IMPERATIVE}(?:run|execute)\b[^.?!\n]{{0,40}}?\b{_CODE_OBJECT}\b")
+_USE_TO_COMPUTE = re.compile(rf"\b(?:use|using)\s+{_INTERPRETER}\b\s*,?\s*(?:to\s+)?{_COMPUTE}\b")
+_COMPUTE_WITH = re.compile(rf"\b{_COMPUTE}\b[^.?!\n]{{0,60}}?\b(?:with|using|via)\s+{_INTERPRETER}\b")
+_TEST = re.compile(
+    rf"{_IMPERATIVE}test (?:it|them|this|that|the (?:code|function|script|program)|"
+    r"your (?:code|function|solution))\b"
+)
+_SEARCH = re.compile(
+    rf"{_IMPERATIVE}(?:search|google|browse|look (?:it )?up)\b(?!\s+(?:engine|algorithm|tree))|"
+    r"\b(?:search|look|check|find)\s+(?:the web|online|the internet)\b|"
+    r"\bdo an? (?:web|online|internet) search\b"
+)
+_URL = re.compile(r"\bhttps?://[^\s)>\]\"']+|\bwww\.[a-z0-9-]+\.[a-z]{2,}")
+_REMEMBER = re.compile(
+    rf"{_IMPERATIVE}(?:remember|memori[sz]e|recall|keep in mind|note (?:this|that|it) down|note down|"
+    r"don'?t forget|do not forget|save (?:this|that|it)|store (?:this|that|it))\b|"
+    r"\bdo you (?:still )?remember\b"
+)
+_SAID_BEFORE = re.compile(
+    r"\bwhat (?:did|have) i (?:tell|told|say|said|mention|mentioned)\b|\bi (?:told|mentioned to) you\b|"
+    r"\b(?:i|you) (?:told|said|mentioned)\b[^.?!\n]{0,40}\b(?:earlier|before|last time)\b|"
+    r"\b(?:for|in) (?:our|the) (?:next|future) (?:session|conversation|chat)s?\b|"
+    r"\bprevious (?:session|conversation|chat)\b"
+)
+_CUES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
+    "code": [
+        ("asks to run code", _RUN),
+        ("asks to compute with a tool", _USE_TO_COMPUTE),
+        ("asks to compute with a tool", _COMPUTE_WITH),
+        ("asks to test code", _TEST),
+    ],
+    "search": [("asks to search the web", _SEARCH)],
+    "fetch": [("names a URL to read", _URL)],
+    "memory": [("asks to remember", _REMEMBER), ("refers to something said before", _SAID_BEFORE)],
+}
+# Facts newer than a model's training: searched for only when the task asks a question (not when it asks for
+# writing), since "the latest discovery" in a headline to write needs no search.
+_RECENT = [
+    ("asks about recent facts", re.compile(
+        r"\bas of (?:today|now)\b|\b20(?:2[4-9]|[3-9]\d)\b|"
+        r"\b(?:latest|current|newest|most recent)\s+(?:\w+\s+){0,2}?(?:news|prices?|version|release|results?|"
+        r"scores?|weather|president|mayor|governor|ceo|premier|prime minister|leader|champion|rankings?|population|"
+        r"exchange rate|stock|headlines)\b|\bcurrently (?:plays?|leads?|holds?|runs?|is the)\b"
+    )),
+]  # fmt: skip
+_PERSONAL = re.compile(
+    r"\b(?:what|what's|where|when|which|who|how (?:old|many|much|long|often))\b[^?.!\n]{0,80}?\b(?:my|am i|i)\b"
+)
+_ADVICE = re.compile(r"\b(?:should|could|can|would|might|shall)\s+i\b|\bhow (?:do|can|to)\b|\bwhat if\b")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolNeed:
+    """The kinds of tool a task asks for (in `TOOL_KINDS` order) and, per kind, why."""
+
+    kinds: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+def instruction_text(task: str) -> str:
+    """The lower-cased instruction of `task`: its first paragraph up to where it introduces pasted content
+    ("… the following article:", "Document is as follows."), plus a short last paragraph (a question after a
+    document); fenced code removed. Bounded work for any length."""
+    head = _FENCED.sub(" ", task[:_SCAN])
+    first = _PARAGRAPH.split(head, maxsplit=1)[0][:_HEAD]
+    intro = _CONTENT_INTRO.search(first)
+    parts = [first[: intro.end()] if intro else first]
+    if _PARAGRAPH.search(task[:_SCAN]) or len(task) > _SCAN:
+        last = _PARAGRAPH.split(_FENCED.sub(" ", task[-_SCAN:]))[-1].strip()
+        # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
+        if last and len(last) <= _TAIL and not head.rstrip().endswith(last) and (not intro or "?" in last):
+            parts.append(last)
+    return "\n".join(parts).lower()
+
+
+def predict(task: str) -> ToolNeed:
+    """Which tool kinds `task` explicitly asks for; bounded work for any length."""
+    text = instruction_text(task)
+    found: dict[str, str] = {}
+    for kind, cues in _CUES.items():
+        for why, cue in cues:
+            match = cue.search(text)
+            if match:
+                found[kind] = f'{why} ("{_snippet(match)}")'
+                break
+    writing = bool(_WRITING.search(text))
+    if "fetch" in found and _CODE_WRITING.search(text):
+        del found["fetch"]  # a program to write that downloads the URL: the model writes code, reads nothing
+    if "search" not in found and not writing and _QUESTION.search(text):
+        for why, cue in _RECENT:
+            match = cue.search(text)
+            if match:
+                found["search"] = f'{why} ("{_snippet(match)}")'
+    if "memory" not in found and len(task) <= _PERSONAL_QUESTION_CHARS and not writing and "?" in text:
+        match = _PERSONAL.search(text)
+        if match and not _ADVICE.search(text):
+            found["memory"] = f'asks about the user\'s own facts ("{_snippet(match)}")'
+    kinds = tuple(kind for kind in TOOL_KINDS if kind in found)
+    return ToolNeed(kinds, tuple(f"tool need {kind}: {found[kind]}" for kind in kinds))
+
+
+def _snippet(match: re.Match[str]) -> str:
+    return match.group(0).strip(" \n.,;:!?(\"'")[:60]
