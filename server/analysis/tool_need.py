@@ -43,7 +43,10 @@ _CODE_OBJECT = (
     r"(?:python|code|script|program|snippet|function|tests?|calculation|it|this|that|them|these|the following)"
 )
 _INTERPRETER = r"(?:python|code|a (?:python )?script|the (?:code )?interpreter|an interpreter|a calculator|the sandbox)"
-_COMPUTE = r"(?:compute|calculate|work out|find|check|get|evaluate|count|solve|figure out|determine|verify)"
+_COMPUTE = (
+    r"(?:compute|calculate|work out|find|check|get|evaluate|count|solve|figure out|determine|verify|convert|"
+    r"plot|simulate|sort)"
+)
 _WRITING = re.compile(
     r"^\W*(?:please\s+)?(?:write|compose|draft|craft|create|generate|implement|build|develop|design|make|"
     r"help me (?:write|construct|draft|create))\b"
@@ -105,6 +108,7 @@ _RECENT = [
 _PERSONAL = re.compile(
     r"\b(?:what|what's|where|when|which|who|how (?:old|many|much|long|often))\b[^?.!\n]{0,80}?\b(?:my|am i|i)\b"
 )
+_HOW_TO_USE = re.compile(r"\bhow (?:do|can|could|would|should|to)\b[^.?!\n]{0,20}?\buse\b")
 _ADVICE = re.compile(r"\b(?:should|could|can|would|might|shall)\s+i\b|\bhow (?:do|can|to)\b|\bwhat if\b")
 
 
@@ -124,10 +128,11 @@ def instruction_text(task: str) -> str:
     first = _PARAGRAPH.split(head, maxsplit=1)[0][:_HEAD]
     intro = _CONTENT_INTRO.search(first)
     parts = [first[: intro.end()] if intro else first]
-    if _PARAGRAPH.search(task[:_SCAN]) or len(task) > _SCAN:
-        last = _PARAGRAPH.split(_FENCED.sub(" ", task[-_SCAN:]))[-1].strip()
+    tail = _FENCED.sub(" ", task[-_SCAN:])
+    if _PARAGRAPH.search(head) or _PARAGRAPH.search(tail):  # else the task is one paragraph: `first`
+        last = _PARAGRAPH.split(tail)[-1].strip()
         # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
-        if last and len(last) <= _TAIL and not head.rstrip().endswith(last) and (not intro or "?" in last):
+        if last and len(last) <= _TAIL and (not intro or "?" in last):
             parts.append(last)
     return "\n".join(parts).lower()
 
@@ -143,6 +148,8 @@ def predict(task: str) -> ToolNeed:
                 found[kind] = f'{why} ("{_snippet(match)}")'
                 break
     writing = bool(_WRITING.search(text))
+    if "code" in found and _HOW_TO_USE.search(text) and not _RUN.search(text):
+        del found["code"]  # "how can I use Python to parse JSON?" asks how, not for a run
     if "fetch" in found and _CODE_WRITING.search(text):
         del found["fetch"]  # a program to write that downloads the URL: the model writes code, reads nothing
     if "search" not in found and not writing and _QUESTION.search(text):
