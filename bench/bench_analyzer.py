@@ -7,7 +7,9 @@ Prints (all in one run, baselines beside the router):
 - a reference ceiling (reads the labels): MMLU routed by each subject's true gap, on all items and per half;
 - learned router: trained on one half of pairs_dev (MMLU split by subject, GSM8K by row), evaluated on the
   other half (both directions); categories by 5-fold cross-validation on dev.jsonl; training time on 10k lines;
-- built-in analyser latency in-process: p50/p99 for prompts under 4k characters and for 50k-character documents.
+- built-in analyser latency in-process: p50/p99 for prompts under 4k characters and for 50k-character documents;
+- first, tool-need precision/recall (overall, per kind, per source) for the rules, a learned model and the two
+  combined, from `bench_tool_need.py`.
 
     python bench/bench_analyzer.py            (skips with a message when ../shared/eval is absent)
 """
@@ -180,6 +182,10 @@ def latency() -> None:
 
 
 def main() -> None:
+    from bench_tool_need import main as tool_need
+
+    tool_need()  # reads tests/data; its dev.jsonl check skips without ../shared/eval
+    print()
     if not (EVAL / "dev.jsonl").is_file() or not (EVAL / "pairs_dev.jsonl").is_file():
         print(f"skipped: {EVAL} with dev.jsonl and pairs_dev.jsonl is absent (the eval data is not shipped)")
         return
