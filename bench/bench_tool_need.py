@@ -4,6 +4,7 @@ Prints, on tests/data/tool_need.jsonl (181 labelled prompts, six sources):
 - the rules (`server.analysis.tool_need`): requires_tools precision/recall, per kind and per source;
 - a logistic regression (scikit-learn) over WordLlama sentence embeddings, and rules OR that model: evaluated
   leave-one-source-out (trained on five sources, tested on the sixth) and, for comparison, by random 5-fold CV;
+- the rules on tests/data/tool_need_heldout.jsonl (63 prompts taken after the cues were frozen);
 - a held-out check of the rules on ../shared/eval/dev.jsonl (not labelled for tool need: its non-agentic
   prompts ask for no tool, so any prediction there is a false positive; its BFCL web_search and memory
   prompts need search and memory) — skipped when that file is absent;
@@ -24,6 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "tool_need.jsonl"
+HELD_OUT = ROOT / "tests" / "data" / "tool_need_heldout.jsonl"
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 sys.path.insert(0, str(ROOT))
 
@@ -37,17 +39,17 @@ def read(path: Path) -> list[dict[str, Any]]:
 
 def precision_recall(predicted: Sequence[bool], truth: Sequence[bool]) -> str:
     hits = sum(p and t for p, t in zip(predicted, truth, strict=True))
-    precision = hits / sum(predicted) if any(predicted) else float("nan")
-    recall = hits / sum(truth) if any(truth) else float("nan")
-    return f"precision {precision:.3f} recall {recall:.3f} (n={len(truth)}, {sum(truth)} need a tool)"
+    precision = f"{hits / sum(predicted):.3f}" if any(predicted) else "n/a (none predicted)"
+    recall = f"{hits / sum(truth):.3f}" if any(truth) else "n/a"
+    return f"precision {precision} recall {recall} (n={len(truth)}, {sum(truth)} need a tool)"
 
 
-def rules(rows: list[dict[str, Any]]) -> list[bool]:
+def rules(rows: list[dict[str, Any]], note: str) -> list[bool]:
     kinds = [set(predict(r["prompt"]).kinds) for r in rows]
     truth = [bool(r["tools"]) for r in rows]
     predicted = [bool(k) for k in kinds]
     print(f"rules, requires_tools: {precision_recall(predicted, truth)}  (target recall >= 0.90 at precision >= 0.85)")
-    print("  (the cues were written with this set in view, so this is in-sample for the rules; dev.jsonl is not)")
+    print(f"  ({note})")
     for kind in TOOL_KINDS:
         print(f"  {kind:7} {precision_recall([kind in k for k in kinds], [kind in r['tools'] for r in rows])}")
     print("  per source (precision / recall of requires_tools):")
@@ -98,7 +100,7 @@ def held_out_dev() -> None:
     positives = [r for r in rows if r.get("source_category") in ("web_search", "memory")]
     false = sum(bool(predict(r["prompt"]).kinds) for r in negatives)
     found = sum(bool(predict(r["prompt"]).kinds) for r in positives)
-    print(f"rules on dev.jsonl: {false} of {len(negatives)} non-agentic prompts predicted to need a tool; "
+    print(f"\nrules on dev.jsonl: {false} of {len(negatives)} non-agentic prompts predicted to need a tool; "
           f"{found} of {len(positives)} BFCL web_search/memory prompts found")  # fmt: skip
 
 
@@ -127,8 +129,11 @@ def timed(function: Callable[[str], object], texts: Sequence[str], repeat: int =
 def main() -> None:
     rows = read(DATA)
     print(f"tool need on {DATA.relative_to(ROOT)} ({len(rows)} prompts):")
-    rule_predictions = rules(rows)
+    rule_predictions = rules(rows, "the cues were written with this set in view: an in-sample figure for the rules")
     learned(rows, rule_predictions)
+    held_out = read(HELD_OUT)
+    print(f"\ntool need on {HELD_OUT.relative_to(ROOT)} ({len(held_out)} prompts):")
+    rules(held_out, "taken from the same sources after the cues were frozen: the rules never saw these")
     held_out_dev()
     latency(rows)
 

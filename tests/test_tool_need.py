@@ -26,12 +26,13 @@ from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
 
 DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
+HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
 COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
 ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."
 
 
-def _rows() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+def _rows(path: Path = DATA) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize(
@@ -85,8 +86,10 @@ def test_a_url_or_a_date_inside_pasted_content_is_not_a_request() -> None:
 
 def test_the_labelled_set_is_documented_and_large_enough() -> None:
     rows = _rows()
+    held_out = _rows(HELD_OUT)
     assert len(rows) >= 150 and len({r["id"] for r in rows}) == len(rows)
-    for row in rows:
+    assert not {r["prompt"] for r in rows} & {r["prompt"] for r in held_out}
+    for row in rows + held_out:
         assert row["prompt"].strip() and row["source"] and row["license"], row["id"]
         assert set(row["tools"]) <= set(TOOL_KINDS) and isinstance(row["rephrased"], bool), row["id"]
     positives = sum(bool(r["tools"]) for r in rows)
