@@ -66,6 +66,8 @@ def test_explicit_requests_for_a_tool_set_requires_tools_with_their_kinds(task: 
         "Write unit tests for a function that parses ISO dates.",
         "Write a headline for an article on the latest discovery in battery chemistry.",
         "How should I name my new dog?",
+        "I want to run a marathon this year; how should I train?",
+        "How can I use Python to parse JSON?",
     ],
 )
 def test_code_writing_arithmetic_and_questions_about_tools_need_none(task: str) -> None:

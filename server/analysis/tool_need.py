@@ -39,9 +39,7 @@ _CONTENT_INTRO = re.compile(
 )
 # An imperative: at the start of a sentence or clause, or after a word that introduces a request.
 _IMPERATIVE = r"(?:^|[.!?:;,\n(\"']\s*|\b(?:please|you|and|then|also|now|just|first|to)\s+)"
-_CODE_OBJECT = (
-    r"(?:python|code|script|program|snippet|function|tests?|calculation|it|this|that|them|these|the following)"
-)
+_CODE_NOUN = r"(?:python|code|script|program|snippet|function|tests?|calculation)"
 _INTERPRETER = r"(?:python|code|a (?:python )?script|the (?:code )?interpreter|an interpreter|a calculator|the sandbox)"
 _COMPUTE = (
     r"(?:compute|calculate|work out|find|check|get|evaluate|count|solve|figure out|determine|verify|convert|"
@@ -60,7 +58,12 @@ _QUESTION = re.compile(
     r"\b(?:tell me|find out|i (?:would like|want|need) to know)\b"
 )
 
-_RUN = re.compile(rf"{_IMPERATIVE}(?:run|execute)\b[^.?!\n]{{0,40}}?\b{_CODE_OBJECT}\b")
+# "run this" / "execute the following", or a code noun soon after the verb ("run a quick Python calculation");
+# not a pronoun further on ("run a marathon this year").
+_RUN = re.compile(
+    rf"{_IMPERATIVE}(?:run|execute)\s+(?:it|this|that|them|these|the following)\b|"
+    rf"{_IMPERATIVE}(?:run|execute)\b[^.?!\n]{{0,40}}?\b{_CODE_NOUN}\b"
+)
 _USE_TO_COMPUTE = re.compile(rf"\b(?:use|using)\s+{_INTERPRETER}\b\s*,?\s*(?:to\s+)?{_COMPUTE}\b")
 _COMPUTE_WITH = re.compile(rf"\b{_COMPUTE}\b[^.?!\n]{{0,60}}?\b(?:with|using|via)\s+{_INTERPRETER}\b")
 _TEST = re.compile(
@@ -97,14 +100,12 @@ _CUES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
 }
 # Facts newer than a model's training: searched for only when the task asks a question (not when it asks for
 # writing), since "the latest discovery" in a headline to write needs no search.
-_RECENT = [
-    ("asks about recent facts", re.compile(
-        r"\bas of (?:today|now)\b|\b20(?:2[4-9]|[3-9]\d)\b|"
-        r"\b(?:latest|current|newest|most recent)\s+(?:\w+\s+){0,2}?(?:news|prices?|version|release|results?|"
-        r"scores?|weather|president|mayor|governor|ceo|premier|prime minister|leader|champion|rankings?|population|"
-        r"exchange rate|stock|headlines)\b|\bcurrently (?:plays?|leads?|holds?|runs?|is the)\b"
-    )),
-]  # fmt: skip
+_RECENT = re.compile(
+    r"\bas of (?:today|now)\b|\b20(?:2[4-9]|[3-9]\d)\b|"
+    r"\b(?:latest|current|newest|most recent)\s+(?:\w+\s+){0,2}?(?:news|prices?|version|release|results?|scores?|"
+    r"weather|president|mayor|governor|ceo|premier|prime minister|leader|champion|rankings?|population|"
+    r"exchange rate|stock|headlines)\b|\bcurrently (?:plays?|leads?|holds?|runs?|is the)\b"
+)
 _PERSONAL = re.compile(
     r"\b(?:what|what's|where|when|which|who|how (?:old|many|much|long|often))\b[^?.!\n]{0,80}?\b(?:my|am i|i)\b"
 )
@@ -153,10 +154,9 @@ def predict(task: str) -> ToolNeed:
     if "fetch" in found and _CODE_WRITING.search(text):
         del found["fetch"]  # a program to write that downloads the URL: the model writes code, reads nothing
     if "search" not in found and not writing and _QUESTION.search(text):
-        for why, cue in _RECENT:
-            match = cue.search(text)
-            if match:
-                found["search"] = f'{why} ("{_snippet(match)}")'
+        match = _RECENT.search(text)
+        if match:
+            found["search"] = f'asks about recent facts ("{_snippet(match)}")'
     if "memory" not in found and len(task) <= _PERSONAL_QUESTION_CHARS and not writing and "?" in text:
         match = _PERSONAL.search(text)
         if match and not _ADVICE.search(text):
