@@ -24,6 +24,7 @@ from server.mcp.app import build_server
 from server.routing.router import Router
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
+from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
 HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
@@ -109,6 +110,17 @@ def test_precision_and_recall_on_the_labelled_set_meet_the_targets() -> None:
     # Where a tool is needed, no other kind is offered with it.
     extra = [r["id"] for r in rows if r["tools"] and set(predict(r["prompt"]).kinds) - set(r["tools"])]
     assert not extra
+
+
+@pytest.mark.parametrize("task", [COMPUTE, ENVIRONMENT])
+def test_model_router_route_shows_the_kinds_and_the_tools_that_would_be_offered(tmp_path: Path, task: str) -> None:
+    done = run_cli("route", task, "--json", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    route = json.loads(done.stdout)
+    assert route["requires_tools"] and route["tool_kinds"] == ["code"]
+    assert route["tools_offered"] == ["execute_python", "validate_python_syntax"]
+    text = run_cli("route", task, home=tmp_path).stdout
+    assert "tools:      execute_python, validate_python_syntax (tool need: code)" in text
 
 
 # ── what complete offers ────────────────────────────────────────────────────────────────────────────────
