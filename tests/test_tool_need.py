@@ -47,6 +47,7 @@ def _rows(path: Path = DATA) -> list[dict[str, Any]]:
         ("Summarise https://example.org/report.html in three bullet points.", ("fetch",)),
         ("Remember that my daughter's name is Ada.", ("memory",)),
         ("What did I tell you earlier about my flight?", ("memory",)),
+        ("I forgot which hotel we picked. Can you remind me?", ("memory",)),
         ("Look up today's weather in Oslo, then use Python to convert it to Fahrenheit.", ("code", "search")),
     ],
 )

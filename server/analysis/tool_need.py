@@ -7,8 +7,9 @@ sub-servers' (`domain.tasks.TOOL_KINDS`):
 - search: search, look up or browse the web, or a question about facts newer than a model's training
   (a year from 2024 on, "as of today", "the current <office or price>");
 - fetch: a URL to read (and not a program to write that downloads it);
-- memory: remember or recall across the conversation ("remember that …", "what did I tell you"), or a short
-  question about the user's own facts ("what is my first name?"), which only stored memory can answer.
+- memory: remember or recall across the conversation ("remember that …", "what did I tell you", "I forgot …"),
+  or a short question about the user's own facts ("what is my first name?"), which only stored memory can
+  answer.
 Questions *about* tools ("explain what a web search engine does"), code that is written or explained but not
 run, and arithmetic the model can do itself need no tool.
 
@@ -85,7 +86,9 @@ _SAID_BEFORE = re.compile(
     r"\bwhat (?:did|have) i (?:tell|told|say|said|mention|mentioned)\b|\bi (?:told|mentioned to) you\b|"
     r"\b(?:i|you) (?:told|said|mentioned)\b[^.?!\n]{0,40}\b(?:earlier|before|last time)\b|"
     r"\b(?:for|in) (?:our|the) (?:next|future) (?:session|conversation|chat)s?\b|"
-    r"\bprevious (?:session|conversation|chat)\b"
+    r"\bprevious (?:session|conversation|chat)\b|"
+    r"\bremind me\b|\bi (?:forgot|forget|have forgotten|almost forgot|may be forgetting|misremember|"
+    r"(?:can'?t|cannot|don'?t|do not) remember)\b"
 )
 _CUES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
     "code": [
@@ -96,7 +99,7 @@ _CUES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
     ],
     "search": [("asks to search the web", _SEARCH)],
     "fetch": [("names a URL to read", _URL)],
-    "memory": [("asks to remember", _REMEMBER), ("refers to something said before", _SAID_BEFORE)],
+    "memory": [("asks to remember", _REMEMBER), ("asks to recall something said before", _SAID_BEFORE)],
 }
 # Facts newer than a model's training: searched for only when the task asks a question (not when it asks for
 # writing), since "the latest discovery" in a headline to write needs no search.
