@@ -14,9 +14,9 @@ Questions *about* tools ("explain what a web search engine does"), code that is 
 run, and arithmetic the model can do itself need no tool.
 
 Pure: regexes compiled at import, no I/O. Only the instruction is read (`instruction_text`): a URL, a date
-or an "I told you" inside a pasted article, dialogue, document or program does not count. The cues were
-written from the intents above, not fitted to single prompts; `bench/bench_analyzer.py` measures them on
-`tests/data/tool_need.jsonl` and on the held-out `dev.jsonl`.
+or an "I told you" inside a pasted article, dialogue, document or program does not count. The cues say the
+intents above in general words, never a single prompt's; `bench/bench_tool_need.py` measures them on
+`tests/data/tool_need.jsonl`, on a set taken after they were written and on `dev.jsonl`.
 """
 
 from __future__ import annotations
