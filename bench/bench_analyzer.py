@@ -16,6 +16,8 @@ Prints (all in one run, baselines beside the router):
   without the rules' vote);
 - latency in-process, built-in and learned analysers: p50/p99 for prompts under 4k characters and for
   50k-character documents; the encoder's load time.
+- first, tool-need precision/recall (overall, per kind, per source) for the rules, a learned model and the two
+  combined, from `bench_tool_need.py`.
 
     python bench/bench_analyzer.py            (skips with a message when ../shared/eval is absent)
 """
@@ -262,6 +264,10 @@ def latency() -> None:
 
 
 def main() -> None:
+    from bench_tool_need import main as tool_need
+
+    tool_need()  # reads tests/data; its dev.jsonl check skips without ../shared/eval
+    print()
     if not (EVAL / "dev.jsonl").is_file() or not (EVAL / "pairs_dev.jsonl").is_file():
         print(f"skipped: {EVAL} with dev.jsonl and pairs_dev.jsonl is absent (the eval data is not shipped)")
         return

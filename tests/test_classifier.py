@@ -43,7 +43,10 @@ def test_the_shipped_learned_analyser_is_the_default_and_classifies_unseen_promp
         analysis = anyio.run(analyzer.analyze, task)
         assert (analysis.category.value, analysis.analyzer) == (category, "learned"), analysis.reasons
         assert analysis.reasons[0].startswith(f"shipped learned model {analyzer.version}: category {category}")
-    assert anyio.run(analyzer.analyze, TOOL_USE).requires_tools
+    # Tool need is its own prediction: the host's tools named in TOOL_USE are not ours to offer.
+    assert anyio.run(analyzer.analyze, TOOL_USE).tools_offered == ()
+    computing = anyio.run(analyzer.analyze, "Use Python to compute 6*7*1000+1 and tell me the result.")
+    assert computing.requires_tools and "execute_python" in computing.tools_offered
 
 
 def test_without_the_encoder_the_rules_answer_and_say_how_to_get_the_learned_analyser(tmp_path: Path) -> None:

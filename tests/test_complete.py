@@ -214,4 +214,4 @@ async def test_tool_loop_through_the_real_sub_servers(tmp_path, fake, keys) -> N
     tool_message = fake.requests[-1][2]["messages"][-1]
     assert tool_message["role"] == "tool" and "285" in tool_message["content"]
     offered = {t["function"]["name"] for t in fake.requests[0][2]["tools"]}
-    assert offered == {"execute_python", "validate_python_syntax", "web_search"}  # the coding subset
+    assert offered == {"execute_python", "validate_python_syntax"}  # "run them": the code kind's tools

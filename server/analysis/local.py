@@ -14,10 +14,11 @@ import re
 from server.analysis.features import Features, estimate_tokens, extract
 from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
+from server.analysis.tool_need import predict as predict_tool_need
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 from server.errors import InvalidTask
 
-ANALYZER_VERSION = "local-2"
+ANALYZER_VERSION = "local-3"
 
 # System prompt and tool schemas sent with every task, on top of the task itself.
 _OVERHEAD_TOKENS = 60
@@ -40,10 +41,6 @@ _RECENT_YEAR = re.compile(r"\b20(2[3-9]|3\d)\b")
 _QUANTITY_QUESTION = re.compile(
     r"\bhow (many|much|long|far|old|fast)\b|\bwhat (is|was) the (total|number|cost|price|remainder|percentage)\b|"
     r"\bwhat percentage\b"
-)
-_TOOL_HINTS = re.compile(
-    r"\b(search|look up|browse|latest|current|today|run (it|this|the code)|execute|test(s|ed)? (it|them)|"
-    r"unit tests?|remember|recall|fetch|download|url|https?://)\b"
 )
 _COMPLEX_HINTS = WordRegex(
     r"\b(distributed|concurren\w*|thread-?safe|scal\w+|production|architecture|multi-?(tier|step|file|part)|"
@@ -69,8 +66,8 @@ def analyze_task(
     """Analyse one task. Raises `InvalidTask` for an empty task.
 
     Another analyser that has decided the `category` and/or `strong_score` passes them in; everything
-    else (complexity, token estimates, tool needs) is derived from the rules for that category, and
-    `notes` lead the reasons.
+    else (complexity, token estimates) is derived from the rules for that category, tool need from
+    `tool_need` whatever the category, and `notes` lead the reasons.
     """
     if not task or not task.strip():
         raise InvalidTask("task is empty: pass the text of the task to analyse")
@@ -86,9 +83,10 @@ def analyze_task(
     )
     input_tokens = task_tokens + max(history_tokens, 0) + _OVERHEAD_TOKENS
     output_tokens = _output_tokens(category, complexity)
-    requires_tools = category is Category.AGENTIC_TOOL_USE or (
-        category in (Category.COMPLEX_CODING, Category.QA_RETRIEVAL) and bool(_TOOL_HINTS.search(f.scan))
-    )
+    # Tool need is its own prediction: a task in the agentic category that asks for none of the tools there
+    # are (e.g. "explain what a web search engine does") is offered none.
+    need = predict_tool_need(task)
+    requires_tools = bool(need.kinds)
     strong = _strong_score(category, complexity, f) if strong_score is None else round(strong_score, 4)
     category_reason = (
         f"category {category.value} (score {scores[category]:.1f}; next {_runner_up(scores, category)})"
@@ -100,6 +98,7 @@ def analyze_task(
         category_reason,
         f"complexity {complexity}/5, strong_score {strong:.2f}",
         f"~{input_tokens:,} input tokens (task {task_tokens:,}, history {history_tokens:,}), ~{output_tokens:,} output",
+        *need.reasons,
     )
     return TaskAnalysis(
         category=category,
@@ -111,6 +110,7 @@ def analyze_task(
         requires_long_context=input_tokens > LONG_CONTEXT_TOKENS,
         reasons=reasons,
         analyzer=analyzer,
+        tool_kinds=need.kinds,
     )
 
 

@@ -267,6 +267,7 @@ def _analysis_row(item_id: Any, analysis: Any) -> dict[str, Any]:
         "estimated_input_tokens": analysis.estimated_input_tokens,
         "estimated_output_tokens": analysis.estimated_output_tokens,
         "requires_tools": analysis.requires_tools,
+        "tool_kinds": list(analysis.tool_kinds),
         "requires_long_context": analysis.requires_long_context,
     }
 

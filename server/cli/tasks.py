@@ -56,6 +56,8 @@ def run_route(args: argparse.Namespace) -> int:
         f"analysis:   {result.category}, complexity {result.complexity}, strong_score {result.strong_score:.2f}, "
         f"~{result.estimated_input_tokens} in / ~{result.estimated_output_tokens} out tokens"
     )
+    kinds = f" (tool need: {', '.join(result.tool_kinds)})" if result.tool_kinds else ""
+    print(f"tools:      {', '.join(result.tools_offered) or '(none)'}{kinds}")
     for reason in result.reasons:
         print(f"  - {reason}")
     return 0

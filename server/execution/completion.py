@@ -18,7 +18,7 @@ from server.accounting.budget import BudgetGuard, BudgetState
 from server.accounting.report import BudgetLine, budget_lines
 from server.domain.messages import ToolSpec
 from server.errors import InvalidTask
-from server.execution.context import build_messages, tool_names_for
+from server.execution.context import build_messages
 from server.execution.fallback import FallbackChain, Outcome
 from server.execution.job import Job, Progress, no_progress
 from server.routing.router import Router, RouteResult, to_result
@@ -114,8 +114,10 @@ class CompletionService:
         route_result = to_result(analysis, route, options.preference)
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
         tools: tuple[ToolSpec, ...] = ()
-        if request.enable_tools and analysis.requires_tools:
-            tools = tuple(await self.toolbox.list_tools(tool_names_for(analysis.category)))
+        if request.enable_tools and analysis.tools_offered:
+            # Only the tools of the predicted kinds: a model offered execute_python for a search task may run
+            # code it was not asked to, and every definition sent is input tokens paid for on every round.
+            tools = tuple(await self.toolbox.list_tools(analysis.tools_offered))
         job = Job(
             task_id=task_id,
             session_id=request.session_id,

@@ -1,7 +1,7 @@
-"""Context assembly: the system prompt for a category, the conversation, and the tools a task is offered.
+"""Context assembly: the system prompt for a category and the conversation.
 
-Pure: no I/O. The tool subsets follow the seeds' category → tool table; the sub-servers decide what the
-tools actually do.
+Pure: no I/O. Which tools a task is offered follows its predicted tool kinds (`TaskAnalysis.tools_offered`),
+not its category.
 """
 
 from __future__ import annotations
@@ -31,22 +31,9 @@ _PROMPTS = {
 }
 _DEFAULT_PROMPT = "You are a helpful, accurate assistant. Answer clearly and concisely; if you are not sure, say so."
 
-_ALL_TOOLS = ("web_search", "fetch_url", "execute_python", "validate_python_syntax", "memory_store", "memory_search")
-_TOOL_SUBSETS: dict[Category, tuple[str, ...]] = {
-    Category.AGENTIC_TOOL_USE: _ALL_TOOLS,
-    Category.DEEP_REASONING: ("execute_python", "memory_search"),
-    Category.COMPLEX_CODING: ("execute_python", "validate_python_syntax", "web_search"),
-}
-_DEFAULT_TOOLS = ("web_search", "memory_search")
-
 
 def system_prompt(category: Category) -> str:
     return _PROMPTS.get(category, _DEFAULT_PROMPT)
-
-
-def tool_names_for(category: Category) -> tuple[str, ...]:
-    """The seeds' tool subset for a category."""
-    return _TOOL_SUBSETS.get(category, _DEFAULT_TOOLS)
 
 
 def build_messages(

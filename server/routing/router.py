@@ -28,6 +28,10 @@ class RouteResult(BaseModel):
     estimated_input_tokens: int
     estimated_output_tokens: int
     requires_tools: bool
+    tool_kinds: list[str] = Field(description="Tool kinds the task asks for: code, search, fetch, memory")
+    tools_offered: list[str] = Field(
+        description="Tools `complete` offers the model for it (unless enable_tools is off)"
+    )
     requires_long_context: bool
     primary_model: str = Field(description="Model id (provider/model) that would do the task")
     provider: str
@@ -85,6 +89,8 @@ def to_result(analysis: TaskAnalysis, route: Route, preference: Preference) -> R
         estimated_input_tokens=analysis.estimated_input_tokens,
         estimated_output_tokens=route.estimated_output_tokens,
         requires_tools=analysis.requires_tools,
+        tool_kinds=list(analysis.tool_kinds),
+        tools_offered=list(analysis.tools_offered),
         requires_long_context=analysis.requires_long_context,
         primary_model=primary.id,
         provider=primary.provider,

@@ -1,0 +1,172 @@
+"""Tool need: which kinds of tool a task explicitly asks for, each with the words that showed it.
+
+A prediction of its own, beside the category: "Use Python to compute 6*7*1000+1" is a maths task that
+needs code run, and a coding task ("write a function that …") needs no tool at all. The kinds are the
+sub-servers' (`domain.tasks.TOOL_KINDS`):
+- code: run, execute or test code, or compute something with Python / an interpreter;
+- search: search, look up or browse the web, or a question about facts newer than a model's training
+  (a year from 2024 on, "as of today", "the current <office or price>");
+- fetch: a URL to read (and not a program to write that downloads it);
+- memory: remember or recall across the conversation ("remember that …", "what did I tell you", "I forgot …"),
+  or a short question about the user's own facts ("what is my first name?"), which only stored memory can
+  answer.
+Questions *about* tools ("explain what a web search engine does"), code that is written or explained but not
+run, and arithmetic the model can do itself need no tool.
+
+Pure: regexes compiled at import, no I/O. Only the instruction is read (`instruction_text`): a URL, a date
+or an "I told you" inside a pasted article, dialogue, document or program does not count. The cues say the
+intents above in general words, never a single prompt's; `bench/bench_tool_need.py` measures them on
+`tests/data/tool_need.jsonl`, on a set taken after they were written and on `dev.jsonl`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from server.domain.tasks import TOOL_KINDS
+
+_SCAN = 2_000  # the instruction is looked for in this much of the head (and the tail)
+_HEAD = 600  # at most this much of the first paragraph is read
+_TAIL = 300  # a last paragraph up to this long is read (a question asked after a document)
+_PERSONAL_QUESTION_CHARS = 300  # a question about the user's own facts is short: no context is given
+
+_FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
+_CONTENT_INTRO = re.compile(
+    r"\b(?:the following|below|as follows|(?:this|these|my) (?:\w+ )?(?:dialogues?|conversations?|articles?|texts?|"
+    r"passages?|documents?|reviews?|paragraphs?|emails?|stor(?:y|ies)|sentences?|code|snippets?|scripts?|"
+    r"programs?))\b[^:\n]{0,60}?[:.]"
+)
+# An imperative: at the start of a sentence or clause, or after a word that introduces a request.
+_IMPERATIVE = r"(?:^|[.!?:;,\n(\"']\s*|\b(?:please|you|and|then|also|now|just|first|to)\s+)"
+_CODE_NOUN = r"(?:python|code|script|program|snippet|function|tests?|calculation)"
+_INTERPRETER = r"(?:python|code|a (?:python )?script|the (?:code )?interpreter|an interpreter|a calculator|the sandbox)"
+_COMPUTE = (
+    r"(?:compute|calculate|work out|find|check|get|evaluate|count|solve|figure out|determine|verify|convert|"
+    r"plot|simulate|sort)"
+)
+_WRITING = re.compile(
+    r"^\W*(?:please\s+)?(?:write|compose|draft|craft|create|generate|implement|build|develop|design|make|"
+    r"help me (?:write|construct|draft|create))\b"
+)
+_CODE_WRITING = re.compile(
+    r"^\W*(?:please\s+)?(?:write|implement|create|build|develop|design|code|generate|make)\b[^.?!\n]{0,80}?"
+    r"\b(?:function|program|script|class|method|module|app|application|api|scraper|crawler|bot|tool|cli)\b"
+)
+_QUESTION = re.compile(
+    r"\?|^\W*(?:who|what|when|where|which|how|find|list|give me|name)\b|"
+    r"\b(?:tell me|find out|i (?:would like|want|need) to know)\b"
+)
+
+# "run this" / "execute the following", or a code noun soon after the verb ("run a quick Python calculation");
+# not a pronoun further on ("run a marathon this year").
+_RUN = re.compile(
+    rf"{_IMPERATIVE}(?:run|execute)\s+(?:it|this|that|them|these|the following)\b|"
+    rf"{_IMPERATIVE}(?:run|execute)\b[^.?!\n]{{0,40}}?\b{_CODE_NOUN}\b"
+)
+_USE_TO_COMPUTE = re.compile(rf"\b(?:use|using)\s+{_INTERPRETER}\b\s*,?\s*(?:to\s+)?{_COMPUTE}\b")
+_COMPUTE_WITH = re.compile(rf"\b{_COMPUTE}\b[^.?!\n]{{0,60}}?\b(?:with|using|via)\s+{_INTERPRETER}\b")
+_TEST = re.compile(
+    rf"{_IMPERATIVE}test (?:it|them|this|that|the (?:code|function|script|program)|"
+    r"your (?:code|function|solution))\b"
+)
+_SEARCH = re.compile(
+    rf"{_IMPERATIVE}(?:search|google|browse|look (?:it )?up)\b(?!\s+(?:engine|algorithm|tree))|"
+    r"\b(?:search|look|check|find)\s+(?:the web|online|the internet)\b|"
+    r"\bdo an? (?:web|online|internet) search\b"
+)
+_URL = re.compile(r"\bhttps?://[^\s)>\]\"']+|\bwww\.[a-z0-9-]+\.[a-z]{2,}")
+_REMEMBER = re.compile(
+    rf"{_IMPERATIVE}(?:remember|memori[sz]e|recall|keep in mind|note (?:this|that|it) down|note down|"
+    r"don'?t forget|do not forget|save (?:this|that|it)|store (?:this|that|it))\b|"
+    r"\bdo you (?:still )?remember\b"
+)
+_SAID_BEFORE = re.compile(
+    r"\bwhat (?:did|have) i (?:tell|told|say|said|mention|mentioned)\b|\bi (?:told|mentioned to) you\b|"
+    r"\b(?:i|you) (?:told|said|mentioned)\b[^.?!\n]{0,40}\b(?:earlier|before|last time)\b|"
+    r"\b(?:for|in) (?:our|the) (?:next|future) (?:session|conversation|chat)s?\b|"
+    r"\bprevious (?:session|conversation|chat)\b|"
+    r"\bremind me\b|\bi (?:forgot|forget|have forgotten|almost forgot|may be forgetting|misremember|"
+    r"(?:can'?t|cannot|don'?t|do not) remember)\b"
+)
+_CUES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
+    "code": [
+        ("asks to run code", _RUN),
+        ("asks to compute with a tool", _USE_TO_COMPUTE),
+        ("asks to compute with a tool", _COMPUTE_WITH),
+        ("asks to test code", _TEST),
+    ],
+    "search": [("asks to search the web", _SEARCH)],
+    "fetch": [("names a URL to read", _URL)],
+    "memory": [("asks to remember", _REMEMBER), ("asks to recall something said before", _SAID_BEFORE)],
+}
+# Facts newer than a model's training: searched for only when the task asks a question (not when it asks for
+# writing), since "the latest discovery" in a headline to write needs no search.
+_RECENT = re.compile(
+    r"\bas of (?:today|now)\b|\b20(?:2[4-9]|[3-9]\d)\b|"
+    r"\b(?:latest|current|newest|most recent)\s+(?:\w+\s+){0,2}?(?:news|prices?|version|release|results?|scores?|"
+    r"weather|president|mayor|governor|ceo|premier|prime minister|leader|champion|rankings?|population|"
+    r"exchange rate|stock|headlines)\b|\bcurrently (?:plays?|leads?|holds?|runs?|is the)\b"
+)
+_PERSONAL = re.compile(
+    r"\b(?:what|what's|where|when|which|who|how (?:old|many|much|long|often))\b[^?.!\n]{0,80}?\b(?:my|am i|i)\b"
+)
+_HOW_TO_USE = re.compile(r"\bhow (?:do|can|could|would|should|to)\b[^.?!\n]{0,20}?\buse\b")
+_ADVICE = re.compile(r"\b(?:should|could|can|would|might|shall)\s+i\b|\bhow (?:do|can|to)\b|\bwhat if\b")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolNeed:
+    """The kinds of tool a task asks for (in `TOOL_KINDS` order) and, per kind, why."""
+
+    kinds: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+def instruction_text(task: str) -> str:
+    """The lower-cased instruction of `task`: its first paragraph up to where it introduces pasted content
+    ("… the following article:", "Document is as follows."), plus a short last paragraph (a question after a
+    document); fenced code removed. Bounded work for any length."""
+    head = _FENCED.sub(" ", task[:_SCAN])
+    first = _PARAGRAPH.split(head, maxsplit=1)[0][:_HEAD]
+    intro = _CONTENT_INTRO.search(first)
+    parts = [first[: intro.end()] if intro else first]
+    tail = _FENCED.sub(" ", task[-_SCAN:])
+    if _PARAGRAPH.search(head) or _PARAGRAPH.search(tail):  # else the task is one paragraph: `first`
+        last = _PARAGRAPH.split(tail)[-1].strip()
+        # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
+        if last and len(last) <= _TAIL and (not intro or "?" in last):
+            parts.append(last)
+    return "\n".join(parts).lower()
+
+
+def predict(task: str) -> ToolNeed:
+    """Which tool kinds `task` explicitly asks for; bounded work for any length."""
+    text = instruction_text(task)
+    found: dict[str, str] = {}
+    for kind, cues in _CUES.items():
+        for why, cue in cues:
+            match = cue.search(text)
+            if match:
+                found[kind] = f'{why} ("{_snippet(match)}")'
+                break
+    writing = bool(_WRITING.search(text))
+    if "code" in found and _HOW_TO_USE.search(text) and not _RUN.search(text):
+        del found["code"]  # "how can I use Python to parse JSON?" asks how, not for a run
+    if "fetch" in found and _CODE_WRITING.search(text):
+        del found["fetch"]  # a program to write that downloads the URL: the model writes code, reads nothing
+    if "search" not in found and not writing and _QUESTION.search(text):
+        match = _RECENT.search(text)
+        if match:
+            found["search"] = f'asks about recent facts ("{_snippet(match)}")'
+    if "memory" not in found and len(task) <= _PERSONAL_QUESTION_CHARS and not writing and "?" in text:
+        match = _PERSONAL.search(text)
+        if match and not _ADVICE.search(text):
+            found["memory"] = f'asks about the user\'s own facts ("{_snippet(match)}")'
+    kinds = tuple(kind for kind in TOOL_KINDS if kind in found)
+    return ToolNeed(kinds, tuple(f"tool need {kind}: {found[kind]}" for kind in kinds))
+
+
+def _snippet(match: re.Match[str]) -> str:
+    return match.group(0).strip(" \n.,;:!?(\"'")[:60]

@@ -1,0 +1,174 @@
+"""Tool need: which tools a task asks for, measured on the labelled set, and what `complete` offers the model.
+
+`complete` runs against the real tool sub-servers (stdio children) and the fake provider APIs; what a task
+is offered is read from the request the provider received.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp.client import Client
+
+from server.analysis.local import analyze_task
+from server.analysis.tool_need import predict
+from server.domain.config import load_config
+from server.domain.registry import Registry
+from server.domain.tasks import TOOL_KINDS
+from server.mcp.app import build_server
+from server.routing.router import Router
+from tests.conftest import ALL_KEYS
+from tests.fakes import providers as f
+from tests.helpers import run_cli
+
+DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
+HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
+COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
+ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."
+
+
+def _rows(path: Path = DATA) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.mark.parametrize(
+    ("task", "kinds"),
+    [
+        (COMPUTE, ("code",)),
+        (ENVIRONMENT, ("code",)),
+        ("Write a function to reverse a linked list, then test it on [1, 2, 3].", ("code",)),
+        ("Search the web for reviews of the Framework 13 laptop.", ("search",)),
+        ("As of April 2025, who is the mayor of Paris?", ("search",)),
+        ("Summarise https://example.org/report.html in three bullet points.", ("fetch",)),
+        ("Remember that my daughter's name is Ada.", ("memory",)),
+        ("What did I tell you earlier about my flight?", ("memory",)),
+        ("I forgot which hotel we picked. Can you remind me?", ("memory",)),
+        ("Look up today's weather in Oslo, then use Python to convert it to Fahrenheit.", ("code", "search")),
+    ],
+)
+def test_explicit_requests_for_a_tool_set_requires_tools_with_their_kinds(task: str, kinds: tuple[str, ...]) -> None:
+    analysis = analyze_task(task)
+    assert analysis.tool_kinds == kinds and analysis.requires_tools
+    assert all(any(r.startswith(f"tool need {kind}:") for r in analysis.reasons) for kind in kinds)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "Write a Python function that returns the nth Fibonacci number.",
+        "What is 6*7?",
+        "Explain what a web search engine does.",
+        "Write a script that downloads every image from https://example.com/gallery.",
+        "Why should you never run untrusted code?",
+        "Write unit tests for a function that parses ISO dates.",
+        "Write a headline for an article on the latest discovery in battery chemistry.",
+        "How should I name my new dog?",
+        "I want to run a marathon this year; how should I train?",
+        "How can I use Python to parse JSON?",
+    ],
+)
+def test_code_writing_arithmetic_and_questions_about_tools_need_none(task: str) -> None:
+    analysis = analyze_task(task)
+    assert (analysis.tool_kinds, analysis.requires_tools, analysis.tools_offered) == ((), False, ())
+
+
+def test_a_url_or_a_date_inside_pasted_content_is_not_a_request() -> None:
+    article = "Write a summary of the following article:\n\n" + "Markets fell sharply today. " * 40
+    article += "\n\nSource: https://news.example.com/markets 2025"
+    dialogue = "Summarize this dialogue: Ann: I told you last time, the train leaves at 9.\nBen: Right, sorry."
+    document = "Document is as follows. " + "Licensed under http://creativecommons.org/licenses/by/4.0/. " * 3
+    for task in (article, dialogue, document):
+        assert predict(task).kinds == (), task[:60]
+    # A question asked after the document is read.
+    assert predict(document + "\n\nSearch the web: is this licence still current?").kinds == ("search",)
+
+
+def test_the_labelled_set_is_documented_and_large_enough() -> None:
+    rows = _rows()
+    held_out = _rows(HELD_OUT)
+    assert len(rows) >= 150 and len({r["id"] for r in rows}) == len(rows)
+    assert not {r["prompt"] for r in rows} & {r["prompt"] for r in held_out}
+    for row in rows + held_out:
+        assert row["prompt"].strip() and row["source"] and row["license"], row["id"]
+        assert set(row["tools"]) <= set(TOOL_KINDS) and isinstance(row["rephrased"], bool), row["id"]
+    positives = sum(bool(r["tools"]) for r in rows)
+    assert min(positives, len(rows) - positives) >= 60  # hard negatives as well as positives
+    assert {k for r in rows for k in r["tools"]} == set(TOOL_KINDS)
+
+
+def test_precision_and_recall_on_the_labelled_set_meet_the_targets() -> None:
+    rows = _rows()
+    predicted = [bool(predict(r["prompt"]).kinds) for r in rows]
+    truth = [bool(r["tools"]) for r in rows]
+    hits = sum(p and t for p, t in zip(predicted, truth, strict=True))
+    precision, recall = hits / sum(predicted), hits / sum(truth)
+    assert precision >= 0.85 and recall >= 0.90, f"precision {precision:.3f}, recall {recall:.3f}"
+    # Where a tool is needed, no other kind is offered with it.
+    extra = [r["id"] for r in rows if r["tools"] and set(predict(r["prompt"]).kinds) - set(r["tools"])]
+    assert not extra
+
+
+@pytest.mark.parametrize("task", [COMPUTE, ENVIRONMENT])
+def test_model_router_route_shows_the_kinds_and_the_tools_that_would_be_offered(tmp_path: Path, task: str) -> None:
+    done = run_cli("route", task, "--json", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    route = json.loads(done.stdout)
+    assert route["requires_tools"] and route["tool_kinds"] == ["code"]
+    assert route["tools_offered"] == ["execute_python", "validate_python_syntax"]
+    text = run_cli("route", task, home=tmp_path).stdout
+    assert "tools:      execute_python, validate_python_syntax (tool need: code)" in text
+
+
+# ── what complete offers ────────────────────────────────────────────────────────────────────────────────
+
+
+def _offered(request: tuple[str, str, dict[str, Any], dict[str, str]]) -> set[str]:
+    return {tool["function"]["name"] for tool in request[2].get("tools", [])}
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_complete_offers_each_task_exactly_the_tools_its_kinds_need(
+    tmp_path: Path, fake: f.FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ALL_KEYS.items():
+        monkeypatch.setenv(name, value)
+    env = dict(os.environ)
+    config = load_config(f.write_config(tmp_path, fake), env=env)
+    server = build_server(Router(Registry(config, env, local_runtime=lambda: False)), env=env)
+    fake.script(
+        "gpt-4.1",
+        f.tool_calls(("execute_python", {"code": "print(6*7*1000+1)"})),
+        f.text("6*7*1000+1 = 42001."),
+        *[f.text("done")] * 5,
+    )
+    calls = [
+        (COMPUTE, True, {"execute_python", "validate_python_syntax"}),
+        (ENVIRONMENT, True, {"execute_python", "validate_python_syntax"}),
+        ("Search the web for this week's top story about the James Webb telescope.", True, {"web_search", "fetch_url"}),
+        ("Write a Python function that checks whether a string is a palindrome.", True, set()),
+        ("Write a Python function that checks whether a string is a palindrome, then run it on 'level'.", True,
+         {"execute_python", "validate_python_syntax"}),
+        (COMPUTE, False, set()),  # enable_tools=false: nothing is offered
+    ]  # fmt: skip
+    results = []
+    with anyio.fail_after(90):
+        async with Client(server) as client:
+            for task, enable_tools, _ in calls:
+                arguments = {"task": task, "force_model": "openai/gpt-4.1", "enable_tools": enable_tools}
+                results.append(await client.call_tool("complete", arguments))
+    assert all(not r.is_error for r in results), [r.content for r in results if r.is_error]
+    first = results[0].structured_content
+    assert first["tools_called"] == ["execute_python"] and "42001" in first["response"]
+    assert "42001" in fake.requests[1][2]["messages"][-1]["content"]  # the real sandbox ran the code
+    assert first["route"]["requires_tools"] and first["route"]["tool_kinds"] == ["code"]
+    # The first task took two requests (tool call, then answer); every other task one.
+    first_requests = [fake.requests[0], *fake.requests[2:]]
+    for (task, _, expected), request in zip(calls, first_requests, strict=True):
+        assert _offered(request) == expected, task
+    assert results[2].structured_content["route"]["tools_offered"] == ["web_search", "fetch_url"]
