@@ -39,6 +39,13 @@ class TaskAnalysis:
     requires_long_context: bool
     reasons: tuple[str, ...] = field(default=())
     analyzer: str = "local"
+    # The task's requests for an action that is hard to undo (deleting production data, moving money,
+    # changing credentials); `complete` asks a human before running such a task. Empty: not critical.
+    critical_actions: tuple[str, ...] = ()
+
+    @property
+    def critical(self) -> bool:
+        return bool(self.critical_actions)
 
     def __post_init__(self) -> None:
         if not 1 <= self.complexity <= 5:

@@ -17,6 +17,7 @@ from server.domain.pricing import estimate_cost_usd
 from server.domain.registry import Registry
 from server.domain.tasks import Category, TaskAnalysis
 from server.errors import RoutingError
+from server.routing.roles import Role, rank_for_role
 
 # Said in the route's reasons (and so in `complete`'s result) when a task that wants tools runs without them.
 TOOLS_DROPPED = "the task wants tools but no available model supports them; it runs without tools"
@@ -54,6 +55,7 @@ class RouteOptions:
     enable_tools: bool = True
     max_output_tokens: int | None = None
     budget: BudgetLeft | None = None  # the tightest applicable budget; None when no budget applies
+    role: Role | None = None  # the task is one role of an agent pattern: the seeds' tier for that role
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Route:
     threshold: float | None
     preferred_model: str
     reasons: tuple[str, ...]
+    role: Role | None = None
 
     @property
     def chain(self) -> tuple[ModelConfig, ...]:
@@ -90,12 +93,21 @@ def select_route(
         target = _forced_model(options, registry, fit, analysis)
         situation, threshold, named = "forced", None, []
         reasons.append(f"model forced by caller: {target.id}")
+    elif options.role is not None:
+        by_role, why = rank_for_role(options.role, analysis.category, fit or list(registry.models), registry,
+                                     by_price=options.preference is Preference.CHEAPEST)  # fmt: skip
+        situation, threshold, target, named = f"role:{options.role.value}", None, by_role[0], by_role[1:]
+        reasons.append(why)
     else:
         situation, threshold, why = _situation(analysis, options.preference, routing, thresholds or {})
         reasons.append(why)
         target = _matrix_model(analysis.category, situation, routing, registry)
         named = _named_alternates(analysis.category, situation, routing, registry)
-    substitutes = _ranked_substitutes(target, fit, analysis.category, registry, by_price=by_price)
+    substitutes = (
+        named  # the role's ranking is the whole order
+        if options.role is not None and not options.force_model
+        else _ranked_substitutes(target, fit, analysis.category, registry, by_price=by_price)
+    )
     if options.force_model:
         primary = target  # the caller's choice stands, tools or not
     else:
@@ -118,6 +130,7 @@ def select_route(
         threshold=threshold,
         preferred_model=target.id,
         reasons=tuple(reasons),
+        role=None if options.force_model else options.role,
     )
 
 
