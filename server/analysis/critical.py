@@ -73,7 +73,7 @@ _MONEY_VERBS = (
 )
 _MONEY_OBJECTS = (
     r"payments?\b|money\b|funds\b|[$€£]\s?\d|\d[\d,.]*\s?(?:dollars|euros|usd|eur|gbp|pounds|btc|eth)\b|"
-    r"invoices?\b|wire\b|refunds?\b|transactions?\b|bank\b|salar(?:y|ies)\b|payroll\b|bitcoin|crypto|"
+    r"invoices?\b|fees?\b|wire\b|refunds?\b|transactions?\b|bank\b|salar(?:y|ies)\b|payroll\b|bitcoin|crypto|"
     r"shares\b|stocks?\b|credit card|debit card|purchase\b"
 )
 _SECRET_VERBS = (

@@ -12,9 +12,10 @@ tier (tier 1 frontier … tier 4 lightweight):
 | classifier | 4, then 3 | classification and routing are tier 4's job ("a cheap Tier 4 model") |
 | summariser | 4, then 3 | tier 4 covers "simple classification, extraction, summarisation" |
 
-Pure: `rank_for_role` orders the fitting models (those on the role's tiers first, in the table's order;
-within a tier the most capable for the task's category, or the cheapest under `cheapest`); the selector
-then applies availability, tool support and fallbacks as for any route.
+Pure: `rank_for_role` orders the fitting models: those on the role's tiers first, in the table's order;
+within a tier the decision matrix's own picks for the task's category first (they carry the curated
+reasons), then the most capable for the category, or the cheapest under `cheapest`. The selector then
+applies availability, tool support and fallbacks as for any route.
 """
 
 from __future__ import annotations
@@ -44,10 +45,18 @@ ROLE_TIERS: dict[Role, tuple[tuple[int, ...], str]] = {
 
 
 def rank_for_role(
-    role: Role, category: Category, models: list[ModelConfig], registry: Registry, *, by_price: bool
+    role: Role,
+    category: Category,
+    models: list[ModelConfig],
+    registry: Registry,
+    *,
+    by_price: bool,
+    matrix: tuple[str, ...] = (),
 ) -> tuple[list[ModelConfig], str]:
-    """`models` best first for `role`, and the reason to show; `by_price` ranks each tier cheapest first."""
+    """`models` best first for `role`, and the reason to show. Within a tier, the decision matrix's picks for
+    the category (`matrix`, in its order) come first; then the rest, cheapest first if `by_price`."""
     tiers, why = ROLE_TIERS[role]
+    picked = {model_id: n for n, model_id in enumerate(matrix)}
 
     def place(model: ModelConfig) -> int:
         """The model's tier's position in the role's order; other tiers after them, nearest first."""
@@ -55,13 +64,17 @@ def rank_for_role(
             return tiers.index(model.tier)
         return len(tiers) + min(abs(model.tier - t) for t in tiers)
 
-    def key(model: ModelConfig) -> tuple[int, float, float]:
+    def key(model: ModelConfig) -> tuple[int, int, float, float]:
         capability = registry.capability(model, category.value)
+        curated = picked.get(model.id, len(picked))
         if by_price:
-            return place(model), registry.price_rank(model), -capability
-        return place(model), -capability, registry.price_rank(model)
+            return place(model), curated, registry.price_rank(model), -capability
+        return place(model), curated, -capability, registry.price_rank(model)
 
     ranked = sorted(models, key=key)
-    order = "cheapest" if by_price else f"most capable for {category.value}"
+    order = "cheapest" if by_price else "most capable"
     tier_text = " then ".join(str(t) for t in tiers)
-    return ranked, f"role {role.value}: {why}, so tier {tier_text}, {order} first (the seeds' tiers per role)"
+    return ranked, (
+        f"role {role.value}: {why}, so tier {tier_text} (the seeds' tiers per role); within a tier the decision "
+        f"matrix's picks for {category.value} first, then the {order}"
+    )

@@ -94,8 +94,11 @@ def select_route(
         situation, threshold, named = "forced", None, []
         reasons.append(f"model forced by caller: {target.id}")
     elif options.role is not None:
-        by_role, why = rank_for_role(options.role, analysis.category, fit or list(registry.models), registry,
-                                     by_price=options.preference is Preference.CHEAPEST)  # fmt: skip
+        by_role, why = rank_for_role(
+            options.role, analysis.category, fit or list(registry.models), registry,
+            by_price=options.preference is Preference.CHEAPEST,
+            matrix=tuple(routing.matrix.get(analysis.category, {}).values()),
+        )  # fmt: skip
         situation, threshold, target, named = f"role:{options.role.value}", None, by_role[0], by_role[1:]
         reasons.append(why)
     else:
