@@ -108,7 +108,7 @@ async def test_declined_critical_task_sends_nothing_and_says_so(tmp_path, fake, 
 
 
 async def test_client_without_elicitation_gets_an_error_saying_how_to_allow_it(tmp_path, fake) -> None:
-    async with serve(tmp_path, fake, None) as (client, config):
+    async with serve(tmp_path, fake, None) as (client, _):
         result = await client.call_tool("complete", {"task": CRITICAL})
         harmless = await client.call_tool("complete", {"task": HARMLESS, "force_model": MODEL})
     text = error_text(result)

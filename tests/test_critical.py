@@ -125,7 +125,7 @@ def test_without_a_human_only_critical_tasks_may_run_and_only_when_allowed() -> 
     assert settle(_confirmation(), None, allowed) is Verdict.UNATTENDED
     with pytest.raises(ConfirmationRequired, match=r"allow_unattended_critical = true under \[safety\]"):
         settle(_confirmation(), None, SafetyConfig())
-    with pytest.raises(ConfirmationRequired, match="budgets.confirm_above_usd"):
+    with pytest.raises(ConfirmationRequired, match=r"budgets\.confirm_above_usd"):
         settle(_confirmation(actions=(), above=0.01), None, allowed)
 
 
