@@ -20,7 +20,7 @@ from server.domain.config import Config, load_config
 from server.store import open_database
 from server.store.db import rows_as_dicts
 from tests.fakes import providers as f
-from tests.helpers import attempt_rows, cli_env
+from tests.helpers import attempt_rows, cli_env, run_cli
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -112,7 +112,7 @@ async def test_client_without_elicitation_gets_an_error_saying_how_to_allow_it(t
         result = await client.call_tool("complete", {"task": CRITICAL})
         harmless = await client.call_tool("complete", {"task": HARMLESS, "force_model": MODEL})
     text = error_text(result)
-    assert "does not declare the MCP elicitation capability" in text and "nothing was sent" in text
+    assert "the MCP client does not declare the elicitation capability" in text and "nothing was sent" in text
     assert "allow_unattended_critical = true under [safety]" in text
     assert not harmless.is_error  # only critical tasks need a human
     assert fake.models_called() == ["gpt-4.1"]  # the harmless one; the critical one sent nothing
@@ -155,3 +155,15 @@ async def test_costly_call_without_elicitation_is_refused_naming_the_key(tmp_pat
     text = error_text(result)
     assert "above budgets.confirm_above_usd ($0.000000)" in text and "raise or remove budgets.confirm_above_usd" in text
     assert fake.requests == []
+
+
+def test_the_command_line_refuses_a_critical_task_unless_allowed(tmp_path, fake) -> None:
+    config_path = f.write_config(tmp_path, fake, extra=NO_TOOL_SERVERS)
+    env = {"MODEL_ROUTER_CONFIG": str(config_path), "OPENAI_API_KEY": "test-openai-key-0000"}
+    refused = run_cli("complete", CRITICAL, "--force-model", MODEL, home=tmp_path / "home", env=env)
+    assert refused.returncode == 1 and "or this is the command line" in refused.stderr
+    assert "allow_unattended_critical = true under [safety]" in refused.stderr and fake.requests == []
+    config_path.write_text(config_path.read_text() + "[safety]\nallow_unattended_critical = true\n")
+    allowed = run_cli("complete", CRITICAL, "--force-model", MODEL, home=tmp_path / "home", env=env)
+    assert allowed.returncode == 0, allowed.stderr
+    assert fake.models_called() == ["gpt-4.1"]

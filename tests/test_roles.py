@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from server.mcp.app import build_server
 from server.routing.router import Router
 from server.tools.toolbox import NoTools
 from tests.conftest import make_registry
+from tests.helpers import run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -84,3 +86,13 @@ async def test_an_unknown_role_is_refused_naming_the_roles(registry_all_keys: Re
     text = result.content[0].text
     for role in TIERS:
         assert role in text
+
+
+@pytest.mark.slow
+def test_the_cli_routes_a_role_too() -> None:
+    done = run_cli("route", TASK, "--role", "classifier", "--json", env={"GROQ_API_KEY": "test-groq-key-0000"})
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["role"] == "classifier" and data["situation"] == "role:classifier"
+    refused = run_cli("route", TASK, "--role", "manager")
+    assert refused.returncode == 2 and "invalid choice: 'manager'" in refused.stderr

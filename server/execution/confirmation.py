@@ -21,6 +21,9 @@ from server.errors import ConfirmationRequired, NotConfirmed
 from server.routing.router import RouteResult
 
 _SUMMARY_CHARS = 200
+_NOBODY = (
+    "nobody can be asked here (the MCP client does not declare the elicitation capability, or this is the command line)"
+)
 
 
 class Verdict(StrEnum):
@@ -101,18 +104,18 @@ def settle(confirmation: Confirmation | None, answer: HumanAnswer | None, safety
         return answer.verdict
     if confirmation.confirm_above_usd is not None:
         raise ConfirmationRequired(
-            f"this call needs a human's confirmation ({'; '.join(confirmation.reasons)}) and this client cannot "
-            "ask one (it does not declare the MCP elicitation capability); nothing was sent to any model. Use a "
-            "host that supports elicitation, raise or remove budgets.confirm_above_usd in the config file, or "
-            "make the call cheaper (cost_preference cheapest, a lower max_tokens)"
+            f"this call needs a human's confirmation ({'; '.join(confirmation.reasons)}) and {_NOBODY}; nothing "
+            "was sent to any model. Use a host that supports elicitation, raise or remove "
+            "budgets.confirm_above_usd in the config file, or make the call cheaper (cost_preference cheapest, a "
+            "lower max_tokens)"
         )
     if safety.allow_unattended_critical:
         return Verdict.UNATTENDED
     raise ConfirmationRequired(
-        f"this task asks for a critical action ({'; '.join(confirmation.reasons)}), which a human must confirm "
-        "before it runs, and this client cannot ask one (it does not declare the MCP elicitation capability); "
-        "nothing was sent to any model. Use a host that supports elicitation (it shows a confirmation), or set "
-        "allow_unattended_critical = true under [safety] in the config file to run critical tasks unconfirmed"
+        f"this task needs a human's confirmation before it runs ({'; '.join(confirmation.reasons)}) and "
+        f"{_NOBODY}; nothing was sent to any model. Use a host that supports elicitation (it shows a "
+        "confirmation), or set allow_unattended_critical = true under [safety] in the config file to run "
+        "critical tasks unconfirmed"
     )
 
 
