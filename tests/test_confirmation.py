@@ -5,8 +5,9 @@ is the SDK's, with or without an elicitation callback (the capability is declare
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from server.domain.config import Config, load_config
 from server.store import open_database
 from server.store.db import rows_as_dicts
 from tests.fakes import providers as f
-from tests.helpers import attempt_rows, cli_env, run_cli
+from tests.helpers import accepting, attempt_rows, cli_env, free_port, run_cli, wait_until
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -167,3 +168,30 @@ def test_the_command_line_refuses_a_critical_task_unless_allowed(tmp_path, fake)
     allowed = run_cli("complete", CRITICAL, "--force-model", MODEL, home=tmp_path / "home", env=env)
     assert allowed.returncode == 0, allowed.stderr
     assert fake.models_called() == ["gpt-4.1"]
+
+
+@pytest.fixture
+def http_router(tmp_path: Path, fake: f.FakeProviders) -> Iterator[str]:
+    """`serve --transport streamable-http` over the fake providers; yields its MCP URL."""
+    config_path = f.write_config(tmp_path, fake, extra=NO_TOOL_SERVERS)
+    port = free_port()
+    env = cli_env(tmp_path / "home", MODEL_ROUTER_CONFIG=str(config_path), OPENAI_API_KEY="test-openai-key-0000")
+    command = [sys.executable, "-m", "server", "serve", "--transport", "streamable-http", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(accepting(port, proc), within=60, what=f"serve accepting on port {port}")
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_over_streamable_http_the_user_is_asked_too(http_router, fake, mode) -> None:
+    """Service mode: the question reaches the client over HTTP (an SSE-carried request, or an input-required
+    result), and a decline sends nothing."""
+    human = Human(fake, "decline")
+    async with Client(http_router, mode=mode, elicitation_callback=human) as client:
+        result = await client.call_tool("complete", {"task": CRITICAL, "force_model": MODEL})
+    assert "the user declined running this task" in error_text(result)
+    assert len(human.asked) == 1 and fake.requests == []

@@ -1,7 +1,10 @@
-"""`complete`: route a task, assemble its context, run it on the fallback chain, keep the session, report cost.
+"""`complete`: route a task, confirm it when it needs a human, assemble its context, run it on the fallback chain,
+keep the session, report cost.
 
 The MCP tool and the CLI both call `CompletionService.complete`; its result is the structured output
-they return. It is built only from an `Outcome`, whose attempts' ledger rows are already committed.
+they return. It is built only from an `Outcome`, whose attempts' ledger rows are already committed. A task
+that needs confirming (`confirmation.needed`) gets its verdict before the decision row and any paid call;
+a declined one leaves only its decision row.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
+from mcp_types.version import is_version_at_least
 from pydantic import BaseModel, Field
 
 from server import __version__
@@ -39,6 +40,9 @@ from server.routing.selector import Preference, RouteOptions
 from tool_servers._strict_args import strict_arguments
 
 log = logging.getLogger("model_router")
+
+# From this protocol revision on, a tool call's elicitation rides an input-required result (SDK: resolve.py).
+INPUT_REQUIRED_VERSION = "2026-07-28"
 
 INSTRUCTIONS = """\
 model-router sends LLM work to the smallest model that can do it well, and accounts for the cost.
@@ -166,10 +170,17 @@ def _complete_request(
 
 
 def _can_elicit(ctx: Context) -> bool:
-    """Whether the client declared form elicitation (a bare `elicitation: {}` predates modes and means form)."""
+    """Whether the client declared form elicitation (a bare `elicitation: {}` predates modes and means form) and
+    the question can reach it: as an input-required result (protocol 2026-07-28 on), or as a request over a
+    connection that carries server requests (not a JSON-response-only HTTP one)."""
     capabilities = ctx.client_capabilities
     elicitation = capabilities.elicitation if capabilities is not None else None
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return False
+    version = ctx.protocol_version
+    return (version is not None and is_version_at_least(version, INPUT_REQUIRED_VERSION)) or bool(
+        ctx.session.can_send_request
+    )
 
 
 def _human_answer(question: str | None, answer: ElicitationResult[Approval]) -> HumanAnswer | None:
