@@ -66,7 +66,10 @@ async def test_without_a_tier_one_key_the_orchestrator_gets_the_next_tier_and_sa
     registry = make_registry({"GROQ_API_KEY": "test-groq-key-0000"}, local=False)
     data = (await route(registry, role="orchestrator")).structured_content
     assert data["provider"] in ("groq", "ollama")
-    assert any("unavailable" in r or "not available" in r or "set " in r for r in data["reasons"]), data["reasons"]
+    assert tier(registry, data["primary_model"]) != 1
+    assert any(r.startswith("the orchestrator role's first choice ") and "set " in r for r in data["reasons"]), data[
+        "reasons"
+    ]
 
 
 async def test_role_keeps_self_hosted_only(registry_all_keys: Registry) -> None:

@@ -118,7 +118,8 @@ def select_route(
     rest = _available_chain([*named, *substitutes], fit, analysis, options, registry, [], required=False)
     fallbacks = tuple(list({m.id: m for m in rest if m.id != primary.id}.values())[: routing.max_fallbacks])
     if target.id != primary.id:
-        _explain_substitution(target, primary, registry, fit, reasons)
+        chooser = "the matrix's" if options.role is None else f"the {options.role.value} role's first"
+        _explain_substitution(target, primary, registry, fit, reasons, chooser)
     output_tokens = analysis.estimated_output_tokens
     if options.max_output_tokens is not None:
         output_tokens = min(output_tokens, options.max_output_tokens)
@@ -358,7 +359,12 @@ def _raise_if_too_long(analysis: TaskAnalysis, options: RouteOptions, registry: 
 
 
 def _explain_substitution(
-    preferred: ModelConfig, primary: ModelConfig, registry: Registry, fit: list[ModelConfig], reasons: list[str]
+    preferred: ModelConfig,
+    primary: ModelConfig,
+    registry: Registry,
+    fit: list[ModelConfig],
+    reasons: list[str],
+    chooser: str = "the matrix's",
 ) -> None:
     if all(m.id != preferred.id for m in fit):
         why = "excluded by the task's constraints"
@@ -366,7 +372,7 @@ def _explain_substitution(
         why = f"unavailable ({registry.availability(preferred).detail})"
     else:
         why = "lacks tool support"
-    reasons.append(f"the matrix's choice {preferred.id} is {why}; using {primary.id} (tier {primary.tier})")
+    reasons.append(f"{chooser} choice {preferred.id} is {why}; using {primary.id} (tier {primary.tier})")
 
 
 def _cost_reason(model: ModelConfig, cost: float | None) -> str:
