@@ -13,6 +13,7 @@ from server.analysis.local import analyze_task
 from server.domain.config import SafetyConfig, load_config
 from server.errors import ConfigError, ConfirmationRequired, NotConfirmed
 from server.execution.confirmation import Confirmation, HumanAnswer, Verdict, settle
+from tests.helpers import run_cli
 
 EVAL = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 
@@ -142,3 +143,15 @@ def test_bad_confirmation_keys_are_refused_naming_them(tmp_path: Path, toml: str
     path.write_text(toml)
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config(path, env={"MODEL_ROUTER_HOME": str(tmp_path)})
+
+
+@pytest.mark.slow
+def test_analyze_lists_the_critical_requests_so_the_flag_can_be_measured_on_your_own_prompts(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    lines = [{"id": "a", "prompt": "Please rotate the admin credentials."}, {"id": "b", "prompt": HARMLESS[0]}]
+    prompts.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    done = run_cli("analyze", str(prompts), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = {row["id"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert rows["a"]["critical_actions"] == ["rotate the admin credentials"]
+    assert rows["b"]["critical_actions"] == []

@@ -164,6 +164,7 @@ def _analysis_row(item_id: Any, analysis: Any) -> dict[str, Any]:
         "estimated_output_tokens": analysis.estimated_output_tokens,
         "requires_tools": analysis.requires_tools,
         "requires_long_context": analysis.requires_long_context,
+        "critical_actions": list(analysis.critical_actions),
     }
 
 
