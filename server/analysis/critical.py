@@ -9,10 +9,13 @@ that verb's kind of object follows in the same clause:
 - destroy: delete / drop / wipe / purge / remove / shut down … production, a database, a server, backups,
   user accounts, a repository or branch
 - deploy: deploy / release / roll out / push / merge / migrate … to production, live, main (a bare
-  "deploy X" counts unless it names a non-production target such as staging)
-- money: send / transfer / pay / wire / refund / buy … a payment, funds, an amount of money, shares
-- access: rotate / revoke / grant / change / share … credentials, passwords, secrets, keys, admin rights
+  "deploy" of software, "deploy it", "deploy v2.3", counts unless it names a target such as staging)
+- money: send / transfer / pay / wire / refund / buy … a payment, funds, fees, an amount, shares
+- secrets: rotate / revoke / change / share / post … credentials, passwords, secrets, keys, tokens
+- privileges: grant / give / revoke / elevate … admin access, root, permissions, ownership
 - commands: run / execute … `rm -rf`, `DROP TABLE`, `terraform destroy`, `git push --force` and the like
+- whole phrases whose verb is too common alone: "make a payment", "place an order", "make X an admin",
+  "use my credit card"
 
 Questions about how to do a thing, explanations, or writing code that would do it are not actions and
 are not flagged. Pure functions of the text; bounded work for any length (of a long task only the head
