@@ -11,6 +11,9 @@
     ├── RoutingError               no route satisfies the request (self_hosted_only, force_model, context fit)
     ├── BudgetExceeded             a budget has no room for a call; names it, what is spent and what is left
     ├── RateLimitReached           a configured rpm / tpm / max_concurrent had no room within rate_limits.wait_s
+    ├── ConfirmationRequired       a critical or costly call needs a human's yes and none could be asked; says
+    │                              how to allow it
+    ├── NotConfirmed               the human declined (or cancelled) the confirmation: nothing was sent
     ├── StoreError                 the database cannot be opened, read or written
     │   ├── SchemaTooNew           the database was written by a newer model-router
     │   └── NotRecorded            an attempt's ledger row or budget hold could not be committed: the call stops
@@ -96,6 +99,16 @@ class RateLimitReached(RouterError):
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class ConfirmationRequired(RouterError):
+    """A call needs a human's confirmation (a critical action, or an estimated cost above
+    `budgets.confirm_above_usd`) and the client cannot ask one; the message says how to allow it."""
+
+
+class NotConfirmed(RouterError):
+    """The human declined or cancelled the confirmation (or the route changed after it was given): nothing
+    was sent to any model and nothing was charged."""
 
 
 class StoreError(RouterError):

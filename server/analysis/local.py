@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import re
 
+from server.analysis.critical import critical_actions
 from server.analysis.features import Features, estimate_tokens, extract
 from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
@@ -111,6 +112,7 @@ def analyze_task(
         reasons=reasons,
         analyzer=analyzer,
         tool_kinds=need.kinds,
+        critical_actions=critical_actions(task),
     )
 
 

@@ -269,6 +269,7 @@ def _analysis_row(item_id: Any, analysis: Any) -> dict[str, Any]:
         "requires_tools": analysis.requires_tools,
         "tool_kinds": list(analysis.tool_kinds),
         "requires_long_context": analysis.requires_long_context,
+        "critical_actions": list(analysis.critical_actions),
     }
 
 

@@ -16,6 +16,12 @@ def add_parsers(sub: Any) -> None:
     )
     route.add_argument("task", help="the task text, or - to read it from stdin")
     route_options(route)
+    route.add_argument(
+        "--role",
+        choices=["orchestrator", "worker", "evaluator", "classifier", "summariser"],
+        help="pick the model for one role of an agent pattern (orchestrator/evaluator: tier 1, worker: tier 2, "
+        "classifier/summariser: tier 4)",
+    )
     route.add_argument("--json", action="store_true", help="print the route as JSON")
     route.set_defaults(run=run_route)
 
@@ -36,6 +42,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def run_route(args: argparse.Namespace) -> int:
+    from server.routing.roles import Role
     from server.routing.selector import Preference, RouteOptions
 
     task = sys.stdin.read() if args.task == "-" else args.task
@@ -43,6 +50,7 @@ def run_route(args: argparse.Namespace) -> int:
         preference=Preference(args.preference),
         self_hosted_only=args.self_hosted_only,
         force_model=args.force_model,
+        role=Role(args.role) if args.role else None,
     )
     router = load_router(args)
     result = run_with_analyzer(router, lambda: router.route(task, options))
@@ -52,6 +60,8 @@ def run_route(args: argparse.Namespace) -> int:
     cost = "unpriced" if result.estimated_cost_usd is None else f"${result.estimated_cost_usd:.6f}"
     print(f"primary:    {result.primary_model}  (estimated cost {cost})")
     print(f"fallbacks:  {', '.join(result.fallback_models) or '(none)'}")
+    if result.critical:
+        print(f"critical:   {'; '.join(result.critical_actions)} (complete asks a human first)")
     print(
         f"analysis:   {result.category}, complexity {result.complexity}, strong_score {result.strong_score:.2f}, "
         f"~{result.estimated_input_tokens} in / ~{result.estimated_output_tokens} out tokens"

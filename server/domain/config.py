@@ -128,6 +128,15 @@ class BudgetConfig(_Strict):
     per_session_usd: float | None = Field(default=None, ge=0)
     daily_usd: float | None = Field(default=None, ge=0)
     monthly_usd: float | None = Field(default=None, ge=0)
+    # Not a limit: a `complete` whose estimated cost is above this asks the human first (MCP elicitation).
+    confirm_above_usd: float | None = Field(default=None, ge=0)
+
+
+class SafetyConfig(_Strict):
+    """What `complete` may do without a human: a critical task (deleting production data, moving money,
+    changing credentials) runs unconfirmed only when the client cannot ask and this allows it."""
+
+    allow_unattended_critical: bool = Field(default=False, strict=True)  # a safety switch: "yes" is not true
 
 
 class RateLimitConfig(_Strict):
@@ -153,6 +162,7 @@ class Config(_Strict):
     models: tuple[ModelConfig, ...]
     routing: RoutingConfig
     budgets: BudgetConfig = BudgetConfig()
+    safety: SafetyConfig = SafetyConfig()
     rate_limits: RateLimitConfig = RateLimitConfig()
     store: StoreConfig = StoreConfig()
     tool_servers: dict[str, ToolServerConfig] = Field(default_factory=dict)

@@ -52,6 +52,13 @@ class TaskAnalysis:
     # The kinds of tool the task asks for (a subset of TOOL_KINDS, in its order). Empty with
     # `requires_tools` set means a tool is needed but not which (e.g. an LLM analyser's verdict).
     tool_kinds: tuple[str, ...] = ()
+    # The task's requests for an action that is hard to undo (deleting production data, moving money,
+    # changing credentials); `complete` asks a human before running such a task. Empty: not critical.
+    critical_actions: tuple[str, ...] = ()
+
+    @property
+    def critical(self) -> bool:
+        return bool(self.critical_actions)
 
     def __post_init__(self) -> None:
         if not 1 <= self.complexity <= 5:

@@ -1,7 +1,10 @@
-"""`complete`: route a task, assemble its context, run it on the fallback chain, keep the session, report cost.
+"""`complete`: route a task, confirm it when it needs a human, assemble its context, run it on the fallback chain,
+keep the session, report cost.
 
 The MCP tool and the CLI both call `CompletionService.complete`; its result is the structured output
-they return. It is built only from an `Outcome`, whose attempts' ledger rows are already committed.
+they return. It is built only from an `Outcome`, whose attempts' ledger rows are already committed. A task
+that needs confirming (`confirmation.needed`) gets its verdict before the decision row and any paid call;
+a declined one leaves only its decision row.
 """
 
 from __future__ import annotations
@@ -17,12 +20,15 @@ from pydantic import BaseModel, Field
 from server.accounting.budget import BudgetGuard, BudgetState
 from server.accounting.report import BudgetLine, budget_lines
 from server.domain.messages import ToolSpec
+from server.domain.tasks import TaskAnalysis
 from server.errors import InvalidTask
+from server.execution.confirmation import Confirmation, HumanAnswer, Verdict, refusal, settle
+from server.execution.confirmation import needed as confirmation_needed
 from server.execution.context import build_messages
 from server.execution.fallback import FallbackChain, Outcome
 from server.execution.job import Job, Progress, no_progress
 from server.routing.router import Router, RouteResult, to_result
-from server.routing.selector import BudgetLeft, RouteOptions
+from server.routing.selector import BudgetLeft, Route, RouteOptions
 from server.store.interface import DecisionRecorder, LoggedRoute, SessionHistory
 from server.store.sessions import validate_session_id
 from server.tools.toolbox import ToolBox
@@ -95,23 +101,29 @@ class CompletionService:
         self.budget = budget
         self.decisions = decisions
 
-    async def complete(self, request: CompleteRequest, progress: Progress = no_progress) -> CompleteResult:
+    async def confirmation_for(self, request: CompleteRequest) -> Confirmation | None:
+        """What a human must confirm before this request runs, or None; routes it, sends and writes nothing."""
+        _validate(request)
+        history = await self.sessions.history(request.session_id) if request.session_id else []
+        _, _, _, route_result = await self._route(request, history, _new_task_id())
+        return confirmation_needed(request.task, route_result, self.router.registry.config.budgets)
+
+    async def complete(
+        self, request: CompleteRequest, progress: Progress = no_progress, human: HumanAnswer | None = None
+    ) -> CompleteResult:
+        """Route, confirm, run and record one task. `human` is the answer to `confirmation_for`'s question,
+        when a human could be asked; without it a task that needs confirming runs only if the config allows."""
         _validate(request)
         started = time.monotonic()
         history = await self.sessions.history(request.session_id) if request.session_id else []
-        history_tokens = sum(len(text) for _, text in history) // 4
         task_id = _new_task_id()
-        tightest = await self.budget.tightest(task_id, request.session_id) if self.budget else None
-        options = RouteOptions(
-            preference=request.options.preference,
-            self_hosted_only=request.options.self_hosted_only,
-            force_model=request.options.force_model,
-            enable_tools=request.enable_tools,
-            max_output_tokens=request.max_tokens,
-            budget=_budget_left(tightest),
-        )
-        analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
-        route_result = to_result(analysis, route, options.preference)
+        options, analysis, route, route_result = await self._route(request, history, task_id)
+        config = self.router.registry.config
+        confirmation = confirmation_needed(request.task, route_result, config.budgets)
+        verdict = settle(confirmation, human, config.safety)  # before anything is sent or charged
+        if confirmation is not None and verdict in (Verdict.DECLINED, Verdict.CANCELLED):
+            await self._record(request, options, route_result, task_id, verdict)
+            raise refusal(verdict, confirmation)
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
         tools: tuple[ToolSpec, ...] = ()
         if request.enable_tools and analysis.tools_offered:
@@ -128,15 +140,37 @@ class CompletionService:
             estimated_input_tokens=analysis.estimated_input_tokens,
             estimated_output_tokens=route.estimated_output_tokens,
         )
-        if self.decisions is not None:
-            # Before any paid request: a store that cannot write fails the call while it has cost nothing.
-            logged = logged_route(route_result)
-            await self.decisions.record("complete", request.task, logged_options(options), logged, task_id)
+        # Before any paid request: a store that cannot write fails the call while it has cost nothing.
+        await self._record(request, options, route_result, task_id, verdict)
         outcome = await self.fallback.run(route.chain, job, progress)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
         return _result(outcome, route_result, job, (time.monotonic() - started) * 1000, budgets)
+
+    async def _route(
+        self, request: CompleteRequest, history: list[tuple[str, str]], task_id: str
+    ) -> tuple[RouteOptions, TaskAnalysis, Route, RouteResult]:
+        tightest = await self.budget.tightest(task_id, request.session_id) if self.budget else None
+        options = RouteOptions(
+            preference=request.options.preference,
+            self_hosted_only=request.options.self_hosted_only,
+            force_model=request.options.force_model,
+            enable_tools=request.enable_tools,
+            max_output_tokens=request.max_tokens,
+            budget=_budget_left(tightest),
+        )
+        history_tokens = sum(len(text) for _, text in history) // 4
+        analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
+        return options, analysis, route, to_result(analysis, route, options.preference)
+
+    async def _record(
+        self, request: CompleteRequest, options: RouteOptions, route: RouteResult, task_id: str, verdict: Verdict
+    ) -> None:
+        """The decision row, with how its confirmation ended (not_needed, accepted, declined, unattended…)."""
+        if self.decisions is not None:
+            logged = {**logged_options(options), "confirmation": verdict.value}
+            await self.decisions.record("complete", request.task, logged, logged_route(route), task_id)
 
     async def _budget_summary(self, task_id: str, session_id: str | None) -> list[BudgetLine]:
         return budget_lines(await self.budget.states(task_id, session_id)) if self.budget else []
@@ -151,6 +185,7 @@ def logged_options(options: RouteOptions) -> dict[str, Any]:
         "enable_tools": options.enable_tools,
         "max_output_tokens": options.max_output_tokens,
         "budget_left_usd": None if options.budget is None else options.budget.remaining_usd,
+        "role": None if options.role is None else options.role.value,
     }
 
 

@@ -13,10 +13,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from typing import Annotated, Any, Literal, cast
 
+from mcp.server.elicitation import AcceptedElicitation, DeclinedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from mcp_types.version import is_version_at_least
+from pydantic import BaseModel, Field
 
 from server import __version__
 from server.accounting.report import CostReport, GroupBy, ReportQuery, parse_time
@@ -29,12 +32,17 @@ from server.execution.completion import (
     logged_options,
     logged_route,
 )
+from server.execution.confirmation import HumanAnswer, Verdict
 from server.execution.runtime import Runtime, open_runtime
+from server.routing.roles import Role
 from server.routing.router import MAX_TASK_CHARS, Router, RouteResult, filter_rows, model_rows
 from server.routing.selector import Preference, RouteOptions
 from tool_servers._strict_args import strict_arguments
 
 log = logging.getLogger("model_router")
+
+# From this protocol revision on, a tool call's elicitation rides an input-required result (SDK: resolve.py).
+INPUT_REQUIRED_VERSION = "2026-07-28"
 
 INSTRUCTIONS = """\
 model-router sends LLM work to the smallest model that can do it well, and accounts for the cost.
@@ -50,6 +58,11 @@ model-router sends LLM work to the smallest model that can do it well, and accou
   ?search=TEXT or ?available=true narrow it.
 Prefer cost_preference "balanced"; use "cheapest" for bulk or low-stakes work and "best_quality" when a
 wrong answer is expensive. Set self_hosted_only when the task's data must not leave the user's machines.
+- route_task's role (orchestrator, worker, evaluator, classifier, summariser) picks the model for that role
+  when you run an agent pattern yourself.
+- A critical task (deleting production data, moving money, changing credentials, deploying to production)
+  or a call above the configured cost threshold is confirmed by the user before complete runs it; if they
+  decline, complete returns an error saying so and nothing is sent: do not retry unless they ask.
 """
 
 TaskArg = Annotated[
@@ -75,6 +88,17 @@ ForceModelArg = Annotated[
         max_length=200,
     ),
 ]
+RoleArg = Annotated[
+    Literal["orchestrator", "worker", "evaluator", "classifier", "summariser"] | None,
+    Field(
+        description="Pick the model for one role of an agent pattern you run yourself: orchestrator or evaluator "
+        "(tier 1), worker (tier 2), classifier or summariser (tier 4). Omit for the task as a whole."
+    ),
+]
+
+
+class Approval(BaseModel):
+    """The confirmation form: nothing to fill in, accepting it is the yes."""
 
 
 SessionArg = Annotated[
@@ -92,6 +116,81 @@ SystemArg = Annotated[
 ]
 MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
 EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
+
+
+async def confirmation_question(
+    task: str,
+    session_id: str | None,
+    system: str | None,
+    cost_preference: str,
+    self_hosted_only: bool,
+    force_model: str | None,
+    max_tokens: int,
+    enable_tools: bool,
+    ctx: Context,
+) -> str | None:
+    """What the human must confirm before `complete` runs (routes only: nothing is sent), or None."""
+    runtime = cast(Runtime, ctx.request_context.lifespan_context)
+    request = _complete_request(
+        task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools
+    )
+    with errors_for_caller("complete"):
+        confirmation = await runtime.completion.confirmation_for(request)
+    return None if confirmation is None else confirmation.question
+
+
+async def ask_human(
+    question: Annotated[str | None, Resolve(confirmation_question)], ctx: Context
+) -> Elicit[Approval] | None:
+    """Ask through MCP elicitation when there is a question and the client can show it. The SDK sends it
+    as an `elicitation/create` request mid-call, or (protocol 2026-07-28) as an input-required result
+    the client answers by calling again; either way before the tool body, so before any paid call."""
+    if question is None or not _can_elicit(ctx):
+        return None  # complete applies [safety] allow_unattended_critical, or refuses saying how to allow
+    return Elicit(question, Approval)
+
+
+def _complete_request(
+    task: str,
+    session_id: str | None,
+    system: str | None,
+    cost_preference: str,
+    self_hosted_only: bool,
+    force_model: str | None,
+    max_tokens: int,
+    enable_tools: bool,
+) -> CompleteRequest:
+    options = RouteOptions(
+        preference=Preference(cost_preference), self_hosted_only=self_hosted_only, force_model=force_model or None
+    )
+    return CompleteRequest(
+        task=task, options=options, session_id=session_id, system=system, max_tokens=max_tokens,
+        enable_tools=enable_tools,
+    )  # fmt: skip
+
+
+def _can_elicit(ctx: Context) -> bool:
+    """Whether the client declared form elicitation (a bare `elicitation: {}` predates modes and means form) and
+    the question can reach it: as an input-required result (protocol 2026-07-28 on), or as a request over a
+    connection that carries server requests (not a JSON-response-only HTTP one)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    if elicitation is None or (elicitation.form is None and elicitation.url is not None):
+        return False
+    version = ctx.protocol_version
+    return (version is not None and is_version_at_least(version, INPUT_REQUIRED_VERSION)) or bool(
+        ctx.session.can_send_request
+    )
+
+
+def _human_answer(question: str | None, answer: ElicitationResult[Approval]) -> HumanAnswer | None:
+    """The user's answer to `question`, or None when nobody was asked."""
+    if question is None:
+        return None
+    if isinstance(answer, AcceptedElicitation):
+        return HumanAnswer(question, Verdict.ACCEPTED) if isinstance(answer.data, Approval) else None
+    verdict = Verdict.DECLINED if isinstance(answer, DeclinedElicitation) else Verdict.CANCELLED
+    return HumanAnswer(question, verdict)
 
 
 @contextmanager
@@ -155,12 +254,15 @@ def build_server(
         cost_preference: PreferenceArg = "balanced",
         self_hosted_only: SelfHostedArg = False,
         force_model: ForceModelArg = None,
+        role: RoleArg = None,
     ) -> RouteResult:
-        """Say which model should do a task, why, its fallbacks and the estimated cost. Sends nothing to any model."""
+        """Say which model should do a task (or one role of it), why, its fallbacks and the estimated cost, and
+        whether it is critical. Sends nothing to any model."""
         options = RouteOptions(
             preference=Preference(cost_preference),
             self_hosted_only=self_hosted_only,
             force_model=force_model or None,
+            role=None if role is None else Role(role),
         )
         with errors_for_caller("route_task"):
             result = await router.route(task, options)
@@ -182,6 +284,8 @@ def build_server(
     async def complete(
         task: TaskArg,
         ctx: Context,
+        question: Annotated[str | None, Resolve(confirmation_question)],
+        answer: Annotated[ElicitationResult[Approval], Resolve(ask_human)],
         session_id: SessionArg = None,
         system: SystemArg = None,
         cost_preference: PreferenceArg = "balanced",
@@ -191,19 +295,11 @@ def build_server(
         enable_tools: EnableToolsArg = True,
     ) -> CompleteResult:
         """Route the task to the smallest capable model, run it (with tools when useful), and return the answer,
-        the route, every attempt, tokens and cost."""
+        the route, every attempt, tokens and cost. A critical task, or one above the configured cost threshold,
+        is first confirmed by the user; a declined one ends in an error and nothing is sent."""
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
-        request = CompleteRequest(
-            task=task,
-            options=RouteOptions(
-                preference=Preference(cost_preference),
-                self_hosted_only=self_hosted_only,
-                force_model=force_model or None,
-            ),
-            session_id=session_id,
-            system=system,
-            max_tokens=max_tokens,
-            enable_tools=enable_tools,
+        request = _complete_request(
+            task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools
         )
         step = 0
 
@@ -212,8 +308,11 @@ def build_server(
             step += 1
             await ctx.report_progress(step, None, message)
 
+        human = _human_answer(question, answer)
+        if human is not None:
+            log.info("complete: the user's confirmation: %s", human.verdict.value)
         with errors_for_caller("complete"):
-            result = await runtime.completion.complete(request, progress)
+            result = await runtime.completion.complete(request, progress, human)
         log.info("complete %s -> %s cost=%s", result.route.category, result.model_used, result.cost_usd)
         return result
 

@@ -43,6 +43,11 @@ class RouteResult(BaseModel):
     preferred_model: str = Field(description="The matrix's first choice before availability was applied")
     analyzer: str
     reasons: list[str]
+    critical: bool = Field(
+        default=False, description="The task asks for an action hard to undo; complete asks the human first"
+    )
+    critical_actions: list[str] = Field(default_factory=list, description="The task's requests that made it critical")
+    role: str | None = Field(default=None, description="The agent-pattern role the model was chosen for, if any")
 
 
 class Router:
@@ -101,8 +106,18 @@ def to_result(analysis: TaskAnalysis, route: Route, preference: Preference) -> R
         situation=route.situation,
         preferred_model=route.preferred_model,
         analyzer=analysis.analyzer,
-        reasons=[*analysis.reasons, *route.reasons],
+        reasons=[*analysis.reasons, *_critical_reasons(analysis), *route.reasons],
+        critical=analysis.critical,
+        critical_actions=list(analysis.critical_actions),
+        role=None if route.role is None else route.role.value,
     )
+
+
+def _critical_reasons(analysis: TaskAnalysis) -> list[str]:
+    if not analysis.critical:
+        return []
+    asked = "; ".join(f'"{action}"' for action in analysis.critical_actions)
+    return [f"critical: the task asks for an action that is hard to undo ({asked}); complete asks the human first"]
 
 
 def model_rows(registry: Registry) -> list[dict[str, object]]:

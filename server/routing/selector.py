@@ -17,6 +17,7 @@ from server.domain.pricing import estimate_cost_usd
 from server.domain.registry import Registry
 from server.domain.tasks import Category, TaskAnalysis
 from server.errors import RoutingError
+from server.routing.roles import Role, rank_for_role
 
 # Said in the route's reasons (and so in `complete`'s result) when a task that wants tools runs without them.
 TOOLS_DROPPED = "the task wants tools but no available model supports them; it runs without tools"
@@ -54,6 +55,7 @@ class RouteOptions:
     enable_tools: bool = True
     max_output_tokens: int | None = None
     budget: BudgetLeft | None = None  # the tightest applicable budget; None when no budget applies
+    role: Role | None = None  # the task is one role of an agent pattern: the seeds' tier for that role
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,7 @@ class Route:
     threshold: float | None
     preferred_model: str
     reasons: tuple[str, ...]
+    role: Role | None = None
 
     @property
     def chain(self) -> tuple[ModelConfig, ...]:
@@ -90,12 +93,24 @@ def select_route(
         target = _forced_model(options, registry, fit, analysis)
         situation, threshold, named = "forced", None, []
         reasons.append(f"model forced by caller: {target.id}")
+    elif options.role is not None:
+        by_role, why = rank_for_role(
+            options.role, analysis.category, fit or list(registry.models), registry,
+            by_price=options.preference is Preference.CHEAPEST,
+            matrix=tuple(routing.matrix.get(analysis.category, {}).values()),
+        )  # fmt: skip
+        situation, threshold, target, named = f"role:{options.role.value}", None, by_role[0], by_role[1:]
+        reasons.append(why)
     else:
         situation, threshold, why = _situation(analysis, options.preference, routing, thresholds or {})
         reasons.append(why)
         target = _matrix_model(analysis.category, situation, routing, registry)
         named = _named_alternates(analysis.category, situation, routing, registry)
-    substitutes = _ranked_substitutes(target, fit, analysis.category, registry, by_price=by_price)
+    substitutes = (
+        named  # the role's ranking is the whole order
+        if options.role is not None and not options.force_model
+        else _ranked_substitutes(target, fit, analysis.category, registry, by_price=by_price)
+    )
     if options.force_model:
         primary = target  # the caller's choice stands, tools or not
     else:
@@ -103,7 +118,8 @@ def select_route(
     rest = _available_chain([*named, *substitutes], fit, analysis, options, registry, [], required=False)
     fallbacks = tuple(list({m.id: m for m in rest if m.id != primary.id}.values())[: routing.max_fallbacks])
     if target.id != primary.id:
-        _explain_substitution(target, primary, registry, fit, reasons)
+        chooser = "the matrix's" if options.role is None else f"the {options.role.value} role's first"
+        _explain_substitution(target, primary, registry, fit, reasons, chooser)
     output_tokens = analysis.estimated_output_tokens
     if options.max_output_tokens is not None:
         output_tokens = min(output_tokens, options.max_output_tokens)
@@ -118,6 +134,7 @@ def select_route(
         threshold=threshold,
         preferred_model=target.id,
         reasons=tuple(reasons),
+        role=None if options.force_model else options.role,
     )
 
 
@@ -342,7 +359,12 @@ def _raise_if_too_long(analysis: TaskAnalysis, options: RouteOptions, registry: 
 
 
 def _explain_substitution(
-    preferred: ModelConfig, primary: ModelConfig, registry: Registry, fit: list[ModelConfig], reasons: list[str]
+    preferred: ModelConfig,
+    primary: ModelConfig,
+    registry: Registry,
+    fit: list[ModelConfig],
+    reasons: list[str],
+    chooser: str = "the matrix's",
 ) -> None:
     if all(m.id != preferred.id for m in fit):
         why = "excluded by the task's constraints"
@@ -350,7 +372,7 @@ def _explain_substitution(
         why = f"unavailable ({registry.availability(preferred).detail})"
     else:
         why = "lacks tool support"
-    reasons.append(f"the matrix's choice {preferred.id} is {why}; using {primary.id} (tier {primary.tier})")
+    reasons.append(f"{chooser} choice {preferred.id} is {why}; using {primary.id} (tier {primary.tier})")
 
 
 def _cost_reason(model: ModelConfig, cost: float | None) -> str:
