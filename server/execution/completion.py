@@ -6,6 +6,7 @@ they return. It is built only from an `Outcome`, whose attempts' ledger rows are
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -17,10 +18,12 @@ from pydantic import BaseModel, Field
 from server.accounting.budget import BudgetGuard, BudgetState
 from server.accounting.report import BudgetLine, budget_lines
 from server.domain.messages import ToolSpec
-from server.errors import InvalidTask
+from server.errors import InvalidStrategy, InvalidTask
 from server.execution.context import build_messages, tool_names_for
 from server.execution.fallback import FallbackChain, Outcome
 from server.execution.job import Job, Progress, no_progress
+from server.execution.roles import RoleModels, Strategy, plan_strategy, role_rows
+from server.execution.strategies import StrategyReport, StrategyRunner
 from server.routing.router import Router, RouteResult, to_result
 from server.routing.selector import BudgetLeft, RouteOptions
 from server.store.interface import DecisionRecorder, LoggedRoute, SessionHistory
@@ -40,6 +43,17 @@ class CompleteRequest:
     system: str | None = None
     max_tokens: int = 4096
     enable_tools: bool = True
+    strategy: str = Strategy.SINGLE.value
+
+
+class CompleteRoute(RouteResult):
+    """The route `complete` took: `route_task`'s fields (for the first role's model) plus the strategy and
+    every role's model."""
+
+    strategy: str = Field(description="single | cascade | evaluate_optimise")
+    roles: list[RoleModels] = Field(
+        description="Each role's model and fallbacks, in the order they run; empty for single"
+    )
 
 
 class AttemptSummary(BaseModel):
@@ -53,6 +67,11 @@ class AttemptSummary(BaseModel):
     error: str | None
     latency_ms: float
     cost_usd: float | None
+    role: str | None = Field(
+        default=None,
+        description="The strategy role of this attempt (draft, verifier, escalation, generator, "
+        "evaluator); null for single",
+    )
 
 
 class CompleteResult(BaseModel):
@@ -62,7 +81,8 @@ class CompleteResult(BaseModel):
     model_used: str
     provider: str
     finish_reason: str
-    route: RouteResult
+    route: CompleteRoute
+    strategy: StrategyReport = Field(description="What the strategy did: steps, scores, acceptance, rounds")
     attempts: list[AttemptSummary]
     tools_called: list[str]
     input_tokens: int = Field(description="All input tokens over all attempts, cached ones included")
@@ -87,6 +107,7 @@ class CompletionService:
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
         decisions: DecisionRecorder | None = None,
+        strategies: StrategyRunner | None = None,
     ) -> None:
         self.router = router
         self.fallback = fallback
@@ -94,6 +115,7 @@ class CompletionService:
         self.toolbox = toolbox
         self.budget = budget
         self.decisions = decisions
+        self.strategies = strategies or StrategyRunner(fallback, budget, threshold=0.7, max_rounds=3)
 
     async def complete(self, request: CompleteRequest, progress: Progress = no_progress) -> CompleteResult:
         _validate(request)
@@ -111,7 +133,16 @@ class CompletionService:
             budget=_budget_left(tightest),
         )
         analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
-        route_result = to_result(analysis, route, options.preference)
+        strategy = Strategy(request.strategy)
+        plan = None
+        if strategy is not Strategy.SINGLE:
+            plan = plan_strategy(strategy, analysis, options, self.router.registry, self.router.analyzer.thresholds)
+            route = dataclasses.replace(plan.route, reasons=(*plan.route.reasons, *plan.reasons))
+        route_result = CompleteRoute(
+            **to_result(analysis, route, options.preference).model_dump(),
+            strategy=strategy.value,
+            roles=role_rows(plan) if plan else [],
+        )
         await progress(f"routed to {route.primary.id} ({analysis.category.value}, complexity {analysis.complexity})")
         tools: tuple[ToolSpec, ...] = ()
         if request.enable_tools and analysis.requires_tools:
@@ -129,12 +160,21 @@ class CompletionService:
         if self.decisions is not None:
             # Before any paid request: a store that cannot write fails the call while it has cost nothing.
             logged = logged_route(route_result)
-            await self.decisions.record("complete", request.task, logged_options(options), logged, task_id)
-        outcome = await self.fallback.run(route.chain, job, progress)
+            logged_opts = logged_options(options)
+            if plan is not None:
+                logged_opts["strategy"] = strategy.value
+            await self.decisions.record("complete", request.task, logged_opts, logged, task_id)
+        if plan is None:
+            outcome = await self.fallback.run(route.chain, job, progress)
+            report = StrategyReport(
+                strategy="single", accepted=None, threshold=None, rounds=1, escalations=0, stopped_by=None, steps=[]
+            )
+        else:
+            outcome, report = await self.strategies.run(plan, job, request.task, progress)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
-        return _result(outcome, route_result, job, (time.monotonic() - started) * 1000, budgets)
+        return _result(outcome, route_result, report, job, (time.monotonic() - started) * 1000, budgets)
 
     async def _budget_summary(self, task_id: str, session_id: str | None) -> list[BudgetLine]:
         return budget_lines(await self.budget.states(task_id, session_id)) if self.budget else []
@@ -172,6 +212,9 @@ def _new_task_id() -> str:
 def _validate(request: CompleteRequest) -> None:
     if request.session_id is not None:
         validate_session_id(request.session_id)
+    if request.strategy not in {s.value for s in Strategy}:
+        allowed = ", ".join(s.value for s in Strategy)
+        raise InvalidStrategy(f"strategy must be one of {allowed}, got {request.strategy!r}")
     if not 1 <= request.max_tokens <= MAX_OUTPUT_TOKENS:
         raise InvalidTask(f"max_tokens must be between 1 and {MAX_OUTPUT_TOKENS:,}, got {request.max_tokens}")
     if request.system is not None and len(request.system) > MAX_SYSTEM_CHARS:
@@ -187,7 +230,12 @@ def _budget_left(state: BudgetState | None) -> BudgetLeft | None:
 
 
 def _result(
-    outcome: Outcome, route: RouteResult, job: Job, latency_ms: float, budgets: list[BudgetLine]
+    outcome: Outcome,
+    route: CompleteRoute,
+    report: StrategyReport,
+    job: Job,
+    latency_ms: float,
+    budgets: list[BudgetLine],
 ) -> CompleteResult:
     usage = outcome.usage
     cost = outcome.cost_usd
@@ -200,6 +248,7 @@ def _result(
             error=a.error,
             latency_ms=round(a.latency_ms, 2),
             cost_usd=None if a.cost_usd is None else float(a.cost_usd),
+            role=a.role,
         )
         for a in outcome.attempts
     ]
@@ -209,6 +258,7 @@ def _result(
         provider=outcome.model.provider,
         finish_reason=outcome.finish_reason.value,
         route=route,
+        strategy=report,
         attempts=attempts,
         tools_called=outcome.tools_called,
         input_tokens=usage.input_tokens,

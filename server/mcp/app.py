@@ -92,6 +92,15 @@ SystemArg = Annotated[
 ]
 MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
 EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
+StrategyArg = Annotated[
+    Literal["single", "cascade", "evaluate_optimise"],
+    Field(
+        description="single (default): one routed model. cascade: the cheap model answers, a cheap model of "
+        "another family grades it, and below [strategies] cascade_threshold the task escalates to the "
+        "category's default model, then a tier-1 model. evaluate_optimise: a cheaper generator revises its "
+        "answer on a stronger evaluator's feedback until accepted or [strategies] max_rounds."
+    ),
+]
 
 
 @contextmanager
@@ -189,6 +198,7 @@ def build_server(
         force_model: ForceModelArg = None,
         max_tokens: MaxTokensArg = 4096,
         enable_tools: EnableToolsArg = True,
+        strategy: StrategyArg = "single",
     ) -> CompleteResult:
         """Route the task to the smallest capable model, run it (with tools when useful), and return the answer,
         the route, every attempt, tokens and cost."""
@@ -204,6 +214,7 @@ def build_server(
             system=system,
             max_tokens=max_tokens,
             enable_tools=enable_tools,
+            strategy=strategy,
         )
         step = 0
 

@@ -62,6 +62,7 @@ class AttemptRecord:
     estimated_output_tokens: int | None = None
     tool_rounds: int = 0
     tools_called: tuple[str, ...] = field(default=())
+    role: str | None = None  # a strategy's role (draft, verifier, escalation, generator, evaluator); None: single
 
 
 class AttemptLedger(Protocol):
