@@ -188,7 +188,7 @@ async def test_evaluate_optimise_feeds_back_and_stops_on_acceptance(tmp_path, fa
 async def test_evaluate_optimise_stops_at_the_round_bound(tmp_path, fake, keys) -> None:
     fake.script(API[DRAFT], f.text("first"), f.text("second"), f.text("third"))
     fake.script(API[ESCALATION], verdict(0.3, "no"), verdict(0.6, "closer"), verdict(0.2, "worse"))
-    server, config = _server(tmp_path, fake, keys, extra="[strategies]\nmax_rounds = 2\n")
+    server, _ = _server(tmp_path, fake, keys, extra="[strategies]\nmax_rounds = 2\n")
     data = await _complete(server, task=TASK, strategy="evaluate_optimise")
     report = data["strategy"]
     assert (report["accepted"], report["rounds"], report["stopped_by"]) == (False, 2, "max_rounds")
@@ -205,10 +205,10 @@ async def test_single_stays_the_default_and_records_no_role(tmp_path, fake, keys
 
 
 async def test_self_hosted_only_holds_for_every_role(tmp_path, fake, keys) -> None:
-    extra = '[providers.ollama]\nbase_url = "' + fake.openai_url + '"\n'
-    config_path = f.write_config(tmp_path, fake, extra="")
-    config_path.write_text(config_path.read_text().replace('base_url = "http://127.0.0.1:9/v1"', extra.split("\n")[1]))
-    server, config = host_server(config_path, keys, toolbox=Calculator())
+    config_path = f.write_config(tmp_path, fake)
+    # Ollama answers on the fake's OpenAI-shaped port (write_config points it at a dead one).
+    config_path.write_text(config_path.read_text().replace("http://127.0.0.1:9/v1", fake.openai_url))
+    server, _ = host_server(config_path, keys, toolbox=Calculator())
     fake.script("qwen3:1.7b", f.text("Paris."), verdict(0.3), verdict(0.3))
     data = await _complete(server, task=TASK, strategy="cascade", self_hosted_only=True)
     models = {r["model"] for r in data["route"]["roles"]} | {a["model"] for a in data["attempts"]}
