@@ -19,6 +19,7 @@ import pytest
 from mcp.client import Client
 
 from server.domain.config import load_config
+from server.domain.pricing import token_cost
 from server.domain.registry import Registry
 from server.execution.job import Limits
 from server.execution.runtime import Runtime, open_runtime
@@ -215,3 +216,32 @@ async def test_self_hosted_only_holds_for_every_role(tmp_path, fake, keys) -> No
     assert models == {"ollama/qwen3:1.7b"}, models
     assert "verifies its own draft with a grading prompt" in " ".join(data["route"]["reasons"])
     assert set(fake.models_called()) == {"qwen3:1.7b"}
+
+
+async def test_cost_report_shows_the_escalation_rate_and_the_savings_against_always_strong(
+    tmp_path, fake, keys
+) -> None:
+    fake.script(API[DRAFT], f.text("Paris.", prompt=400, completion=30), f.text("Lyon.", prompt=400, completion=30))
+    fake.script(API[VERIFIER], verdict(0.9), verdict(0.2))
+    fake.script(API[ESCALATION], f.text("Paris."))
+    server, config = _server(tmp_path, fake, keys)
+    async with Client(server) as client:
+        for _ in range(2):
+            assert not (await client.call_tool("complete", {"task": TASK, "strategy": "cascade"})).is_error
+        result = await client.call_tool("cost_report", {"group_by": "category"})
+    assert result.structured_content is not None
+    report = result.structured_content
+    [line] = report["strategies"]
+    assert (line["strategy"], line["category"], line["tasks"], line["escalated_tasks"]) == (
+        "cascade", "qa_retrieval", 2, 1
+    )  # fmt: skip
+    assert line["escalation_rate"] == 0.5
+    rows = attempt_rows(config)
+    assert line["cost_usd"] == pytest.approx(sum(r["cost_pusd"] for r in rows) / 1e12)
+    baseline = Registry(config, keys).resolve(config.routing.baseline_model)
+    assert baseline is not None
+    strong = token_cost(baseline, input_tokens=800, output_tokens=60)  # the two drafts' tokens
+    assert strong is not None
+    assert line["always_strong_usd"] == pytest.approx(float(strong))
+    assert line["saved_usd"] == pytest.approx(float(strong) - line["cost_usd"]) and line["saved_usd"] > 0
+    assert baseline.id in report["strategy_basis"]
