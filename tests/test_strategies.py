@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
+from mcp import StdioServerParameters
 from mcp.client import Client
 
 from server.domain.config import load_config
@@ -27,7 +30,7 @@ from server.mcp.app import build_server
 from server.routing.router import Router
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
-from tests.helpers import attempt_rows, host_server
+from tests.helpers import attempt_rows, cli_env, host_server
 from tests.test_complete import Calculator
 
 pytestmark = pytest.mark.anyio
@@ -245,3 +248,30 @@ async def test_cost_report_shows_the_escalation_rate_and_the_savings_against_alw
     assert line["always_strong_usd"] == pytest.approx(float(strong))
     assert line["saved_usd"] == pytest.approx(float(strong) - line["cost_usd"]) and line["saved_usd"] > 0
     assert baseline.id in report["strategy_basis"]
+
+
+async def test_cascade_over_a_real_stdio_serve_process(tmp_path, fake, keys) -> None:
+    """The console server as a host runs it: a stdio subprocess, progress notifications on the wire."""
+    quiet = "".join(f"[tool_servers.{name}]\nenabled = false\n" for name in ("web_search", "code_exec", "memory"))
+    config_path = f.write_config(tmp_path, fake, extra=quiet)
+    fake.script(API[DRAFT], f.text("Lyon."))
+    fake.script(API[VERIFIER], verdict(0.1, "wrong city"), verdict(0.8))
+    fake.script(API[ESCALATION], f.text("Paris."))
+    env = cli_env(tmp_path / "home", MODEL_ROUTER_CONFIG=str(config_path), **ALL_KEYS)
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env)
+    progress: list[str] = []
+
+    async def on_progress(done: float, total: float | None, message: str | None) -> None:
+        progress.append(message or "")
+
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            result = await client.call_tool(
+                "complete", {"task": TASK, "strategy": "cascade"}, progress_callback=on_progress
+            )
+    assert not result.is_error, result.content
+    data = result.structured_content
+    assert data is not None
+    assert (data["response"], data["model_used"], data["strategy"]["escalations"]) == ("Paris.", ESCALATION, 1)
+    assert f"cascade: draft by {DRAFT}, verifier score 0.10 < 0.7, escalating to {ESCALATION}" in progress
+    assert fake.models_called() == [API[DRAFT], API[VERIFIER], API[ESCALATION], API[VERIFIER]]
