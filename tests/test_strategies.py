@@ -275,3 +275,26 @@ async def test_cascade_over_a_real_stdio_serve_process(tmp_path, fake, keys) -> 
     assert (data["response"], data["model_used"], data["strategy"]["escalations"]) == ("Paris.", ESCALATION, 1)
     assert f"cascade: draft by {DRAFT}, verifier score 0.10 < 0.7, escalating to {ESCALATION}" in progress
     assert fake.models_called() == [API[DRAFT], API[VERIFIER], API[ESCALATION], API[VERIFIER]]
+
+
+async def test_a_failed_escalation_returns_the_paid_draft_instead_of_an_error(tmp_path, fake, keys) -> None:
+    fake.script(API[DRAFT], f.text("Lyon."))
+    fake.script(API[VERIFIER], verdict(0.3))
+    fake.script(API[ESCALATION], f.unauthorized())  # stops that role at once: no other model can fix a bad key
+    server, config = _server(tmp_path, fake, keys)
+    data = await _complete(server, task=TASK, strategy="cascade")
+    report = data["strategy"]
+    assert (data["response"], report["accepted"], report["stopped_by"]) == ("Lyon.", False, "step_failed")
+    assert "GEMINI_API_KEY" in report["steps"][-1]["note"]
+    assert _roles(config) == [("draft", DRAFT, "ok"), ("verifier", VERIFIER, "ok"), ("escalation", ESCALATION, "error")]
+    assert data["cost_usd"] == pytest.approx(sum(r["cost_pusd"] for r in attempt_rows(config)) / 1e12)
+
+
+async def test_a_draft_that_no_model_can_give_fails_the_call_listing_the_attempts(tmp_path, fake, keys) -> None:
+    fake.script(API[DRAFT], f.unauthorized())
+    server, config = _server(tmp_path, fake, keys)
+    async with Client(server) as client:
+        result = await client.call_tool("complete", {"task": TASK, "strategy": "cascade"})
+    assert result.is_error and "GROQ_API_KEY" in str(result.content)
+    assert fake.models_called() == [API[DRAFT]]  # no verifier, no escalation
+    assert _roles(config) == [("draft", DRAFT, "error")]

@@ -115,7 +115,7 @@ class CompletionService:
         self.toolbox = toolbox
         self.budget = budget
         self.decisions = decisions
-        self.strategies = strategies or StrategyRunner(fallback, budget, threshold=0.7, max_rounds=3)
+        self.strategies = strategies or StrategyRunner(fallback, budget)
 
     async def complete(self, request: CompleteRequest, progress: Progress = no_progress) -> CompleteResult:
         _validate(request)

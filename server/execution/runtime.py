@@ -103,12 +103,7 @@ async def open_runtime(
                 tools,
                 budget,
                 decisions,
-                StrategyRunner(
-                    fallback,
-                    budget,
-                    threshold=config.strategies.cascade_threshold,
-                    max_rounds=config.strategies.max_rounds,
-                ),
+                StrategyRunner(fallback, budget, config.strategies),
             ),
             budget=budget,
             reports=ReportBuilder(store.reports, registry, budget),

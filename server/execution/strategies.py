@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel, Field
 
 from server.accounting.budget import BudgetGuard
+from server.domain.config import StrategyConfig
 from server.domain.messages import Message
 from server.domain.pricing import token_cost
 from server.domain.tokens import message_tokens, tool_tokens
@@ -74,12 +75,13 @@ class StrategyRunner:
     """Runs a `Plan` on the fallback chain under the task's budget and deadline."""
 
     def __init__(
-        self, fallback: FallbackChain, budget: BudgetGuard | None, *, threshold: float, max_rounds: int
+        self, fallback: FallbackChain, budget: BudgetGuard | None, settings: StrategyConfig | None = None
     ) -> None:
+        settings = settings or StrategyConfig()
         self.fallback = fallback
         self.budget = budget
-        self.threshold = threshold
-        self.max_rounds = max_rounds
+        self.threshold = settings.cascade_threshold
+        self.max_rounds = settings.max_rounds
 
     async def run(self, plan: Plan, job: Job, task: str, progress: Progress) -> tuple[Outcome, StrategyReport]:
         run = _Run(self.fallback.deadline())
@@ -169,9 +171,9 @@ class StrategyRunner:
                 deadline=run.deadline, first_attempt_no=run.next_attempt_no,
             )  # fmt: skip
         except (AllModelsFailed, TaskStopped) as exc:
-            run.attempts.extend(exc.attempts)
             if first:
-                raise type(exc)(str(exc), run.attempts) from exc
+                raise  # nothing was answered yet: the call fails as a single route's would
+            run.attempts.extend(exc.attempts)
             run.steps.append(StepReport(role=role.name, model=role.model.id, note=f"failed: {exc}"[:500]))
             return None
         run.attempts.extend(outcome.attempts)

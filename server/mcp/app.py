@@ -43,6 +43,8 @@ model-router sends LLM work to the smallest model that can do it well, and accou
 - complete: hand a self-contained sub-task to the router; it picks the model, runs it (with web search,
   code execution and memory tools where the task needs them), falls back when a provider fails, and
   returns the answer with the model used, tokens and cost. Pass session_id to continue a conversation.
+  strategy="cascade" lets a cheap model answer first and escalates only when a grader rejects the answer;
+  strategy="evaluate_optimise" has a stronger model critique a cheaper one's answer for a few rounds.
 - cost_report: read-only; what was spent (by model, provider, category, session or day), budgets left,
   and the savings against always using the baseline frontier model on the same tokens.
 - Resource router://models lists every model with tier, prices (USD per 1M tokens) with their source
