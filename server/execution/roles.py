@@ -6,8 +6,10 @@
   tier-3 chat model (not a reasoning model) whose vendor differs from the draft's. Why another family: a
   grader shares fewer blind spots with an answer it did not write, and models rate their own family's text
   higher; why cheap: grading reads the task and the answer but writes ~50 tokens, so it costs a fraction of
-  the draft. When no such model can be called here (self_hosted_only, one provider's key), the draft model
-  grades itself with the grading prompt, and the reasons say so.
+  the draft. Its fallbacks are the next cheapest such models, then the draft model itself. When no such
+  model can be called here (self_hosted_only, one provider's key), the draft model grades itself with the
+  grading prompt, and the reasons say so. "Family" is the vendor as the id shows it (the provider, or the
+  vendor segment of an aggregator's id), so an open-weight model on a second host counts as that host's.
 - `evaluate_optimise`: the **generator** is the `cost_optimized` model, the **evaluator** the category's
   `default` model (the seeds: a cheaper generator, a stronger evaluator).
 
