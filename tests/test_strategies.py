@@ -30,7 +30,7 @@ from server.mcp.app import build_server
 from server.routing.router import Router
 from tests.conftest import ALL_KEYS
 from tests.fakes import providers as f
-from tests.helpers import attempt_rows, cli_env, host_server
+from tests.helpers import attempt_rows, cli_env, host_server, run_cli
 from tests.test_complete import Calculator
 
 pytestmark = pytest.mark.anyio
@@ -298,3 +298,15 @@ async def test_a_draft_that_no_model_can_give_fails_the_call_listing_the_attempt
     assert result.is_error and "GROQ_API_KEY" in str(result.content)
     assert fake.models_called() == [API[DRAFT]]  # no verifier, no escalation
     assert _roles(config) == [("draft", DRAFT, "error")]
+
+
+def test_the_cli_runs_a_cascade_and_says_how_it_ended(tmp_path, fake) -> None:
+    fake.script(API[DRAFT], f.text("Paris."))
+    fake.script(API[VERIFIER], verdict(0.95))
+    config_path = f.write_config(tmp_path, fake)
+    done = run_cli("complete", TASK, "--strategy", "cascade", "--no-tools", home=tmp_path / "home",
+                   env={"MODEL_ROUTER_CONFIG": str(config_path), **ALL_KEYS})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Paris."
+    assert "[cascade: 1 answer(s), accepted]" in done.stderr
+    assert "verifier score 0.95 >= 0.7: accepted" in done.stderr
