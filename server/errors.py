@@ -7,6 +7,7 @@
     │   ├── InvalidTask            the task text is empty, too long or not text
     │   ├── InvalidSessionId       the session id has characters or a length that are not allowed
     │   ├── InvalidTimeWindow      a report's since/until cannot be read or is out of range
+    │   ├── InvalidStrategy        `complete`'s strategy is not single, cascade or evaluate_optimise
     │   └── EvalDataError          a labelled file cannot be read; names the file and line
     ├── RoutingError               no route satisfies the request (self_hosted_only, force_model, context fit)
     ├── BudgetExceeded             a budget has no room for a call; names it, what is spent and what is left
@@ -74,6 +75,10 @@ class InvalidSessionId(InputError):
 
 class InvalidTimeWindow(InputError):
     """A report window bound cannot be read or lies outside the representable range."""
+
+
+class InvalidStrategy(InputError):
+    """`complete` was asked for a strategy it does not know."""
 
 
 class EvalDataError(InputError):

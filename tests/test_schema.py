@@ -1,7 +1,8 @@
 """The SQLite schema a database migrated from empty ends with is exactly what the first releases produced.
 
 `EXPECTED` was generated once by running the migrations of commit cd103aa (when migration 4 was still built
-from the live `Sums` dataclass) and frozen here, with migration 5's rate_events added when it shipped: a
+from the live `Sums` dataclass) and frozen here, with migration 5's rate_events and migration 6's attempt
+`role` column and its partial index added when they shipped: a
 change to any shipped migration, even to whitespace SQLite keeps, fails this test. A schema change is a new
 migration, and a new entry below.
 """
@@ -14,9 +15,11 @@ from pathlib import Path
 from server.store.db import DB_FILENAME, open_database
 from server.store.migrations import MIGRATIONS, migrate, run_script
 
-EXPECTED_VERSION = 5
+EXPECTED_VERSION = 6
 # (type, name, tbl_name, sql) from sqlite_master, ordered by type and name.
 EXPECTED = [
+    ("index", "attempts_role", "attempts",
+        "CREATE INDEX attempts_role ON attempts (role, started_at) WHERE role IS NOT NULL"),
     ("index", "attempts_session", "attempts",
         "CREATE INDEX attempts_session ON attempts (session_id, started_at)"),
     ("index", "attempts_started", "attempts",
@@ -64,7 +67,7 @@ EXPECTED = [
         "            price_table_version TEXT NOT NULL\n"
         "        , new_task INTEGER NOT NULL DEFAULT 0, new_model INTEGER NOT NULL DEFAULT 0, "
         "new_provider INTEGER NOT NULL DEFAULT 0, new_category INTEGER NOT NULL DEFAULT 0, "
-        "new_session INTEGER NOT NULL DEFAULT 0, new_day INTEGER NOT NULL DEFAULT 0)"),
+        "new_session INTEGER NOT NULL DEFAULT 0, new_day INTEGER NOT NULL DEFAULT 0, role TEXT)"),
     ("table", "decisions", "decisions",
         "CREATE TABLE decisions (\n"
         "            id INTEGER PRIMARY KEY,\n"

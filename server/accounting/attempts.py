@@ -59,6 +59,7 @@ class TaskAccount:
     category: str | None
     estimated_input_tokens: int | None = None
     estimated_output_tokens: int | None = None
+    role: str | None = None  # the strategy role the attempt played (None: a single-model `complete`)
 
 
 @dataclass
@@ -174,6 +175,7 @@ class AttemptMeter:
             estimated_output_tokens=account.estimated_output_tokens,
             tool_rounds=self.tool_rounds,
             tools_called=tuple(self.tools_called),
+            role=account.role,
         )
 
 

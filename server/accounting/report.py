@@ -5,7 +5,9 @@ This module assembles the report; every figure comes from the rows the store ret
 integer pico-USD by the store and converted once. Savings price exactly the same tokens (uncached input,
 cached input, output) at the baseline model's prices; unpriced attempts are left out of both sides and
 listed. A *call* is one task (one `complete`), counted at its first attempt in the window and group; an
-*attempt* is one model try.
+*attempt* is one model try. The strategy section reads the attempts' roles: per strategy and category,
+how many tasks, how many a cascade escalated, evaluate_optimise's rounds, and a cascade's cost against
+always sending the task to the strong model, estimated on the tokens its draft was billed.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from server.domain.config import ModelConfig
 from server.domain.pricing import token_cost
 from server.domain.registry import Registry
 from server.errors import InvalidTimeWindow
-from server.store.interface import Dimension, ReportSource, ReportWindow, Sums, from_pico
+from server.store.interface import Dimension, ReportSource, ReportWindow, StrategySums, Sums, from_pico
 
 GroupBy = Literal["model", "provider", "category", "session", "day"]
 
@@ -87,6 +89,22 @@ class Accuracy(BaseModel):
     output_ratio_median: float | None = Field(description="actual / estimated output tokens")
 
 
+class StrategyLine(BaseModel):
+    strategy: str = Field(description="cascade | evaluate_optimise")
+    category: str
+    tasks: int
+    escalated_tasks: int = Field(description="Cascade tasks that escalated past the draft")
+    escalation_rate: float | None = Field(description="escalated_tasks / tasks (cascade)")
+    mean_rounds: float | None = Field(description="Answers generated per task (evaluate_optimise)")
+    cost_usd: float = Field(description="Every step's attempts (verifier and evaluator included), priced ones")
+    always_strong_usd: float | None = Field(
+        description="Cascade: the drafts' billed tokens priced at the strong model (see strategy_basis)"
+    )
+    saved_usd: float | None = Field(description="always_strong_usd - cost_usd; null with unpriced tasks")
+    saved_pct: float | None
+    unpriced_tasks: int
+
+
 class CostReport(BaseModel):
     since: str | None
     until: str | None
@@ -100,6 +118,8 @@ class CostReport(BaseModel):
     unpriced: list[Unpriced]
     estimate_accuracy: Accuracy
     price_table_versions: list[str]
+    strategies: list[StrategyLine] = Field(description="cascade and evaluate_optimise tasks, per category")
+    strategy_basis: str = Field(description="How always_strong_usd is estimated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +172,7 @@ class ReportBuilder:
             "groups": _by_key(rows.sums[query.group_by]),
             "models": _by_key(rows.sums["model"]),
             "accuracy": rows.accuracy,
+            "strategies": rows.strategies,
         }
         return self._assemble(query, sections, budgets)
 
@@ -214,6 +235,40 @@ class ReportBuilder:
             unpriced=unpriced,
             estimate_accuracy=_accuracy(s["accuracy"]),
             price_table_versions=sorted({version for _, version in s["totals"]}),
+            strategies=[self._strategy_line(row) for row in s["strategies"]],
+            strategy_basis=(
+                f"always_strong_usd prices the tokens each cascade's draft was billed (input, cached input, "
+                f"output) at {self.baseline.id} (routing.baseline_model), as if that model had answered at once "
+                "with an answer of the draft's length; cost_usd is what every step cost, grading included"
+            ),
+        )
+
+    def _strategy_line(self, row: StrategySums) -> StrategyLine:
+        cost = Decimal(row.cost_pusd) / Decimal(10**12)
+        cascade = row.strategy == "cascade"
+        strong = (
+            token_cost(
+                self.baseline,
+                input_tokens=row.draft_input,
+                output_tokens=row.draft_output,
+                cached_input_tokens=row.draft_cached,
+            )
+            if cascade
+            else None
+        )
+        saved = None if strong is None or row.unpriced_tasks else strong - cost
+        return StrategyLine(
+            strategy=row.strategy,
+            category=row.category,
+            tasks=row.tasks,
+            escalated_tasks=row.escalated,
+            escalation_rate=row.escalated / row.tasks if cascade and row.tasks else None,
+            mean_rounds=None if cascade or not row.tasks else row.generations / row.tasks,
+            cost_usd=float(cost),
+            always_strong_usd=_float(strong),
+            saved_usd=_float(saved),
+            saved_pct=float(saved / strong * 100) if saved is not None and strong else None,
+            unpriced_tasks=row.unpriced_tasks,
         )
 
     def _tier1_share(self, finals: list[tuple]) -> float | None:

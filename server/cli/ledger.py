@@ -83,6 +83,15 @@ def _print_report(report: Any) -> None:
         print(f"budget {b.name}: ${b.spent_usd:.6f} of ${b.limit_usd:.2f} spent, ${b.remaining_usd:.6f} left")
     for u in report.unpriced:
         print(f"unpriced: {u.model}: {u.attempts} attempts, {u.input_tokens} in / {u.output_tokens} out tokens")
+    for line in report.strategies:
+        if line.strategy == "cascade":
+            rate = "n/a" if line.escalation_rate is None else f"{line.escalation_rate:.0%}"
+            saved = "n/a" if line.saved_usd is None else f"${line.saved_usd:.6f}"
+            print(f"cascade {line.category}: {line.tasks} tasks, {rate} escalated, ${line.cost_usd:.6f} "
+                  f"(always-strong ${line.always_strong_usd or 0:.6f}, saved {saved})")  # fmt: skip
+        else:
+            print(f"evaluate_optimise {line.category}: {line.tasks} tasks, {line.mean_rounds or 0:.1f} rounds "
+                  f"per task, ${line.cost_usd:.6f}")  # fmt: skip
 
 
 def run_decisions(args: argparse.Namespace) -> int:

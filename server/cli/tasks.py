@@ -37,6 +37,13 @@ def add_parsers(sub: Any) -> None:
     complete.add_argument("--system", help="system prompt (default: one suited to the task's category)")
     complete.add_argument("--max-tokens", type=int, default=4096, help="upper bound on the answer (default 4096)")
     complete.add_argument("--no-tools", action="store_true", help="do not offer tools to the model")
+    complete.add_argument(
+        "--strategy",
+        choices=["single", "cascade", "evaluate_optimise"],
+        default="single",
+        help="single: one routed model (default); cascade: cheap draft, graded, escalated below the threshold; "
+        "evaluate_optimise: a generator revises on an evaluator's feedback ([strategies] in the config)",
+    )
     complete.add_argument("--json", action="store_true", help="print the full result as JSON")
     complete.set_defaults(run=run_complete)
 
@@ -92,6 +99,7 @@ def run_complete(args: argparse.Namespace) -> int:
         system=args.system,
         max_tokens=args.max_tokens,
         enable_tools=not args.no_tools,
+        strategy=args.strategy,
     )
     router = load_router(args)
 
@@ -117,4 +125,8 @@ def run_complete(args: argparse.Namespace) -> int:
         f"{result.latency_ms / 1000:.1f}s · {len(result.attempts)} attempt(s)]",
         file=sys.stderr,
     )
+    plan = result.strategy
+    if plan.strategy != "single":
+        verdict = "accepted" if plan.accepted else f"not accepted ({plan.stopped_by})"
+        print(f"[{plan.strategy}: {plan.rounds} answer(s), {verdict}]", file=sys.stderr)
     return 0

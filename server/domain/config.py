@@ -147,6 +147,14 @@ class RateLimitConfig(_Strict):
     lease_s: float = Field(default=900.0, gt=0, le=86_400)
 
 
+class StrategyConfig(_Strict):
+    """Bounds of the multi-model strategies of `complete`: a cascade escalates a draft whose verifier score is
+    below `cascade_threshold`; evaluate_optimise stops after `max_rounds` generations."""
+
+    cascade_threshold: float = Field(default=0.7, ge=0, le=1)
+    max_rounds: int = Field(default=3, ge=1, le=10)
+
+
 class StoreConfig(_Strict):
     """Where the ledger, budgets and sessions live: empty url, SQLite in the data dir; a postgresql:// URL,
     one PostgreSQL database shared by every replica. `MODEL_ROUTER_DATABASE_URL` overrides the file; a
@@ -164,6 +172,7 @@ class Config(_Strict):
     budgets: BudgetConfig = BudgetConfig()
     safety: SafetyConfig = SafetyConfig()
     rate_limits: RateLimitConfig = RateLimitConfig()
+    strategies: StrategyConfig = StrategyConfig()
     store: StoreConfig = StoreConfig()
     tool_servers: dict[str, ToolServerConfig] = Field(default_factory=dict)
     prices_as_of: str

@@ -9,6 +9,7 @@ a declined one leaves only its decision row.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -21,12 +22,14 @@ from server.accounting.budget import BudgetGuard, BudgetState
 from server.accounting.report import BudgetLine, budget_lines
 from server.domain.messages import ToolSpec
 from server.domain.tasks import TaskAnalysis
-from server.errors import InvalidTask
+from server.errors import InvalidStrategy, InvalidTask
 from server.execution.confirmation import Confirmation, HumanAnswer, Verdict, refusal, settle
 from server.execution.confirmation import needed as confirmation_needed
 from server.execution.context import build_messages
 from server.execution.fallback import FallbackChain, Outcome
 from server.execution.job import Job, Progress, no_progress
+from server.execution.roles import Plan, RoleModels, Strategy, plan_strategy, role_rows
+from server.execution.strategies import StrategyReport, StrategyRunner
 from server.routing.router import Router, RouteResult, to_result
 from server.routing.selector import BudgetLeft, Route, RouteOptions
 from server.store.interface import DecisionRecorder, LoggedRoute, SessionHistory
@@ -46,6 +49,17 @@ class CompleteRequest:
     system: str | None = None
     max_tokens: int = 4096
     enable_tools: bool = True
+    strategy: str = Strategy.SINGLE.value
+
+
+class CompleteRoute(RouteResult):
+    """The route `complete` took: `route_task`'s fields (for the first role's model) plus the strategy and
+    every role's model."""
+
+    strategy: str = Field(description="single | cascade | evaluate_optimise")
+    roles: list[RoleModels] = Field(
+        description="Each role's model and fallbacks, in the order they run; empty for single"
+    )
 
 
 class AttemptSummary(BaseModel):
@@ -59,6 +73,11 @@ class AttemptSummary(BaseModel):
     error: str | None
     latency_ms: float
     cost_usd: float | None
+    role: str | None = Field(
+        default=None,
+        description="The strategy role of this attempt (draft, verifier, escalation, generator, "
+        "evaluator); null for single",
+    )
 
 
 class CompleteResult(BaseModel):
@@ -68,7 +87,8 @@ class CompleteResult(BaseModel):
     model_used: str
     provider: str
     finish_reason: str
-    route: RouteResult
+    route: CompleteRoute
+    strategy: StrategyReport = Field(description="What the strategy did: steps, scores, acceptance, rounds")
     attempts: list[AttemptSummary]
     tools_called: list[str]
     input_tokens: int = Field(description="All input tokens over all attempts, cached ones included")
@@ -93,6 +113,7 @@ class CompletionService:
         toolbox: ToolBox,
         budget: BudgetGuard | None = None,
         decisions: DecisionRecorder | None = None,
+        strategies: StrategyRunner | None = None,
     ) -> None:
         self.router = router
         self.fallback = fallback
@@ -100,12 +121,13 @@ class CompletionService:
         self.toolbox = toolbox
         self.budget = budget
         self.decisions = decisions
+        self.strategies = strategies or StrategyRunner(fallback, budget)
 
     async def confirmation_for(self, request: CompleteRequest) -> Confirmation | None:
         """What a human must confirm before this request runs, or None; routes it, sends and writes nothing."""
         _validate(request)
         history = await self.sessions.history(request.session_id) if request.session_id else []
-        _, _, _, route_result = await self._route(request, history, _new_task_id())
+        _, _, _, route_result, _ = await self._route(request, history, _new_task_id())
         return confirmation_needed(request.task, route_result, self.router.registry.config.budgets)
 
     async def complete(
@@ -117,7 +139,7 @@ class CompletionService:
         started = time.monotonic()
         history = await self.sessions.history(request.session_id) if request.session_id else []
         task_id = _new_task_id()
-        options, analysis, route, route_result = await self._route(request, history, task_id)
+        options, analysis, route, route_result, plan = await self._route(request, history, task_id)
         config = self.router.registry.config
         confirmation = confirmation_needed(request.task, route_result, config.budgets)
         verdict = settle(confirmation, human, config.safety)  # before anything is sent or charged
@@ -142,15 +164,22 @@ class CompletionService:
         )
         # Before any paid request: a store that cannot write fails the call while it has cost nothing.
         await self._record(request, options, route_result, task_id, verdict)
-        outcome = await self.fallback.run(route.chain, job, progress)
+        if plan is None:
+            outcome = await self.fallback.run(route.chain, job, progress)
+            report = StrategyReport(
+                strategy="single", accepted=None, threshold=None, rounds=1, escalations=0, stopped_by=None, steps=[]
+            )
+        else:
+            outcome, report = await self.strategies.run(plan, job, request.task, progress)
         if request.session_id:
             await self.sessions.append(request.session_id, [("user", request.task), ("assistant", outcome.text)])
         budgets = await self._budget_summary(task_id, request.session_id)
-        return _result(outcome, route_result, job, (time.monotonic() - started) * 1000, budgets)
+        return _result(outcome, route_result, report, job, (time.monotonic() - started) * 1000, budgets)
 
     async def _route(
         self, request: CompleteRequest, history: list[tuple[str, str]], task_id: str
-    ) -> tuple[RouteOptions, TaskAnalysis, Route, RouteResult]:
+    ) -> tuple[RouteOptions, TaskAnalysis, Route, CompleteRoute, Plan | None]:
+        """The options, analysis, route (the first role's, for a strategy) and its plan; sends nothing."""
         tightest = await self.budget.tightest(task_id, request.session_id) if self.budget else None
         options = RouteOptions(
             preference=request.options.preference,
@@ -162,7 +191,17 @@ class CompletionService:
         )
         history_tokens = sum(len(text) for _, text in history) // 4
         analysis, route = await self.router.decide(request.task, options, history_tokens=history_tokens)
-        return options, analysis, route, to_result(analysis, route, options.preference)
+        strategy = Strategy(request.strategy)
+        plan = None
+        if strategy is not Strategy.SINGLE:
+            plan = plan_strategy(strategy, analysis, options, self.router.registry, self.router.analyzer.thresholds)
+            route = dataclasses.replace(plan.route, reasons=(*plan.route.reasons, *plan.reasons))
+        route_result = CompleteRoute(
+            **to_result(analysis, route, options.preference).model_dump(),
+            strategy=strategy.value,
+            roles=role_rows(plan) if plan else [],
+        )
+        return options, analysis, route, route_result, plan
 
     async def _record(
         self, request: CompleteRequest, options: RouteOptions, route: RouteResult, task_id: str, verdict: Verdict
@@ -170,6 +209,8 @@ class CompletionService:
         """The decision row, with how its confirmation ended (not_needed, accepted, declined, unattended…)."""
         if self.decisions is not None:
             logged = {**logged_options(options), "confirmation": verdict.value}
+            if request.strategy != Strategy.SINGLE.value:
+                logged["strategy"] = request.strategy
             await self.decisions.record("complete", request.task, logged, logged_route(route), task_id)
 
     async def _budget_summary(self, task_id: str, session_id: str | None) -> list[BudgetLine]:
@@ -209,6 +250,9 @@ def _new_task_id() -> str:
 def _validate(request: CompleteRequest) -> None:
     if request.session_id is not None:
         validate_session_id(request.session_id)
+    if request.strategy not in {s.value for s in Strategy}:
+        allowed = ", ".join(s.value for s in Strategy)
+        raise InvalidStrategy(f"strategy must be one of {allowed}, got {request.strategy!r}")
     if not 1 <= request.max_tokens <= MAX_OUTPUT_TOKENS:
         raise InvalidTask(f"max_tokens must be between 1 and {MAX_OUTPUT_TOKENS:,}, got {request.max_tokens}")
     if request.system is not None and len(request.system) > MAX_SYSTEM_CHARS:
@@ -224,7 +268,12 @@ def _budget_left(state: BudgetState | None) -> BudgetLeft | None:
 
 
 def _result(
-    outcome: Outcome, route: RouteResult, job: Job, latency_ms: float, budgets: list[BudgetLine]
+    outcome: Outcome,
+    route: CompleteRoute,
+    report: StrategyReport,
+    job: Job,
+    latency_ms: float,
+    budgets: list[BudgetLine],
 ) -> CompleteResult:
     usage = outcome.usage
     cost = outcome.cost_usd
@@ -237,6 +286,7 @@ def _result(
             error=a.error,
             latency_ms=round(a.latency_ms, 2),
             cost_usd=None if a.cost_usd is None else float(a.cost_usd),
+            role=a.role,
         )
         for a in outcome.attempts
     ]
@@ -246,6 +296,7 @@ def _result(
         provider=outcome.model.provider,
         finish_reason=outcome.finish_reason.value,
         route=route,
+        strategy=report,
         attempts=attempts,
         tools_called=outcome.tools_called,
         input_tokens=usage.input_tokens,

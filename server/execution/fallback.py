@@ -60,6 +60,7 @@ class AttemptInfo:
     latency_ms: float
     usage: Usage
     cost_usd: Decimal | None
+    role: str | None = None  # the strategy role of its job (None: a single-model `complete`)
 
 
 @dataclass
@@ -113,10 +114,30 @@ class FallbackChain:
         self._clock = clock
         self._unreachable_until: dict[str, float] = {}
 
-    async def run(self, chain: Sequence[ModelConfig], job: Job, progress: Progress = no_progress) -> Outcome:
-        """Try the chain in order until one model answers."""
-        deadline = self._clock() + self.limits.deadline_s
+    def deadline(self) -> float:
+        """The task deadline for a call starting now, on this chain's clock."""
+        return self._clock() + self.limits.deadline_s
+
+    def remaining_s(self, deadline: float) -> float:
+        return deadline - self._clock()
+
+    async def run(
+        self,
+        chain: Sequence[ModelConfig],
+        job: Job,
+        progress: Progress = no_progress,
+        *,
+        deadline: float | None = None,
+        first_attempt_no: int = 1,
+    ) -> Outcome:
+        """Try the chain in order until one model answers.
+
+        `deadline` (on this chain's clock) bounds a run that is one step of a strategy by the whole task's
+        deadline; `first_attempt_no` continues the task's attempt numbering across its steps.
+        """
+        deadline = self.deadline() if deadline is None else deadline
         attempts: list[AttemptInfo] = []
+        offset = first_attempt_no - 1
         queue, tried, min_window = list(chain), set(), 0
         while queue:
             model = queue.pop(0)
@@ -126,11 +147,11 @@ class FallbackChain:
                 # It refused a connection moments ago: the next model is the better bet.
                 note = f"{model.provider} could not be reached moments ago; skipped"
                 attempts.append(
-                    AttemptInfo(model.id, model.provider, "skipped", "Unreachable", note, 0.0, Usage(), None)
+                    AttemptInfo(model.id, model.provider, "skipped", "Unreachable", note, 0.0, Usage(), None, job.role)
                 )
                 continue
             tried.add(model.id)
-            outcome = await self._try_model(model, job, attempts, deadline, progress)
+            outcome = await self._try_model(model, job, attempts, deadline, progress, offset)
             if isinstance(outcome, Outcome):
                 return outcome
             if isinstance(outcome, ContextTooLong):
@@ -140,16 +161,22 @@ class FallbackChain:
         raise AllModelsFailed(self._failure_summary(attempts, deadline), attempts)
 
     async def _try_model(
-        self, model: ModelConfig, job: Job, attempts: list[AttemptInfo], deadline: float, progress: Progress
+        self,
+        model: ModelConfig,
+        job: Job,
+        attempts: list[AttemptInfo],
+        deadline: float,
+        progress: Progress,
+        offset: int,
     ) -> Outcome | ProviderError | None:
         """One model with its bounded retries; returns the outcome or the error that ended it."""
         last: ProviderError | None = None
         for retry in range(self.limits.retries_per_model + 1):
             if self._clock() >= deadline:
                 return last
-            await progress(f"attempt {len(attempts) + 1}: {model.id}" + (f" (retry {retry})" if retry else ""))
+            await progress(f"attempt {offset + len(attempts) + 1}: {model.id}" + (f" (retry {retry})" if retry else ""))
             try:
-                return await self._attempt(model, job, attempts, deadline, progress)
+                return await self._attempt(model, job, attempts, deadline, progress, offset)
             except (BudgetExceeded, RateLimitReached):
                 return None  # a cheaper model, or one with room, further down the chain may fit
             except (AuthError, BadRequest) as exc:
@@ -179,11 +206,17 @@ class FallbackChain:
         return backoff * (0.5 + self._jitter() / 2)
 
     async def _attempt(
-        self, model: ModelConfig, job: Job, attempts: list[AttemptInfo], deadline: float, progress: Progress
+        self,
+        model: ModelConfig,
+        job: Job,
+        attempts: list[AttemptInfo],
+        deadline: float,
+        progress: Progress,
+        offset: int = 0,
     ) -> Outcome:
         """The tool loop on one model, metered: exactly one committed ledger row, unless the first round's
         reservation failed (nothing was sent). A row that cannot be committed raises `NotRecorded` from here."""
-        meter = self.book.open(model, job.account, len(attempts) + 1)
+        meter = self.book.open(model, job.account, offset + len(attempts) + 1)
         outcome = "error"
         error: Exception | None = None
         try:
@@ -209,7 +242,7 @@ class FallbackChain:
                 record = await meter.close(outcome, error)
                 attempts.append(
                     AttemptInfo(record.model, record.provider, outcome, record.error_type, record.error_message,
-                                record.latency_ms, meter.usage, record.cost_usd)
+                                record.latency_ms, meter.usage, record.cost_usd, record.role)
                 )  # fmt: skip
         return Outcome(answer.text, model, answer.finish_reason, attempts, meter.tools_called, answer.rounds)
 
@@ -228,4 +261,6 @@ class FallbackChain:
 def _info(meter: AttemptMeter, outcome: str, error: BaseException) -> AttemptInfo:
     """An attempt that never reached the ledger (refused before any call)."""
     model = meter.model
-    return AttemptInfo(model.id, model.provider, outcome, type(error).__name__, str(error), 0.0, Usage(), None)
+    return AttemptInfo(
+        model.id, model.provider, outcome, type(error).__name__, str(error), 0.0, Usage(), None, meter.account.role
+    )

@@ -46,10 +46,16 @@ class Job:
     max_tokens: int
     estimated_input_tokens: int
     estimated_output_tokens: int
+    role: str | None = None  # the strategy role this job plays; its attempts' rows carry it
 
     @property
     def account(self) -> TaskAccount:
         """Who its attempts are charged to, for the ledger."""
         return TaskAccount(
-            self.task_id, self.session_id, self.category, self.estimated_input_tokens, self.estimated_output_tokens
+            self.task_id,
+            self.session_id,
+            self.category,
+            self.estimated_input_tokens,
+            self.estimated_output_tokens,
+            self.role,
         )

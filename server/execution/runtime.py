@@ -23,6 +23,7 @@ from server.execution.ask import metered_ask
 from server.execution.completion import CompletionService
 from server.execution.fallback import FallbackChain
 from server.execution.job import Limits
+from server.execution.strategies import StrategyRunner
 from server.execution.tool_loop import ToolLoop
 from server.providers.pool import ProviderPool
 from server.routing.router import Router
@@ -95,7 +96,15 @@ async def open_runtime(
             ledger=ledger,
             sessions=store.sessions,
             toolbox=tools,
-            completion=CompletionService(router, fallback, store.sessions, tools, budget, decisions),
+            completion=CompletionService(
+                router,
+                fallback,
+                store.sessions,
+                tools,
+                budget,
+                decisions,
+                StrategyRunner(fallback, budget, config.strategies),
+            ),
             budget=budget,
             reports=ReportBuilder(store.reports, registry, budget),
             decisions=decisions,

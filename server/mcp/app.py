@@ -51,6 +51,8 @@ model-router sends LLM work to the smallest model that can do it well, and accou
 - complete: hand a self-contained sub-task to the router; it picks the model, runs it (with web search,
   code execution and memory tools where the task needs them), falls back when a provider fails, and
   returns the answer with the model used, tokens and cost. Pass session_id to continue a conversation.
+  strategy="cascade" lets a cheap model answer first and escalates only when a grader rejects the answer;
+  strategy="evaluate_optimise" has a stronger model critique a cheaper one's answer for a few rounds.
 - cost_report: read-only; what was spent (by model, provider, category, session or day), budgets left,
   and the savings against always using the baseline frontier model on the same tokens.
 - Resource router://models lists every model with tier, prices (USD per 1M tokens) with their source
@@ -116,6 +118,15 @@ SystemArg = Annotated[
 ]
 MaxTokensArg = Annotated[int, Field(description="Upper bound on the answer's tokens.", ge=1, le=MAX_OUTPUT_TOKENS)]
 EnableToolsArg = Annotated[bool, Field(description="Offer web search, code execution and memory tools when useful.")]
+StrategyArg = Annotated[
+    Literal["single", "cascade", "evaluate_optimise"],
+    Field(
+        description="single (default): one routed model. cascade: the cheap model answers, a cheap model of "
+        "another family grades it, and below [strategies] cascade_threshold the task escalates to the "
+        "category's default model, then a tier-1 model. evaluate_optimise: a cheaper generator revises its "
+        "answer on a stronger evaluator's feedback until accepted or [strategies] max_rounds."
+    ),
+]
 
 
 async def confirmation_question(
@@ -127,12 +138,13 @@ async def confirmation_question(
     force_model: str | None,
     max_tokens: int,
     enable_tools: bool,
+    strategy: str,
     ctx: Context,
 ) -> str | None:
     """What the human must confirm before `complete` runs (routes only: nothing is sent), or None."""
     runtime = cast(Runtime, ctx.request_context.lifespan_context)
     request = _complete_request(
-        task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools
+        task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools, strategy
     )
     with errors_for_caller("complete"):
         confirmation = await runtime.completion.confirmation_for(request)
@@ -159,13 +171,14 @@ def _complete_request(
     force_model: str | None,
     max_tokens: int,
     enable_tools: bool,
+    strategy: str,
 ) -> CompleteRequest:
     options = RouteOptions(
         preference=Preference(cost_preference), self_hosted_only=self_hosted_only, force_model=force_model or None
     )
     return CompleteRequest(
         task=task, options=options, session_id=session_id, system=system, max_tokens=max_tokens,
-        enable_tools=enable_tools,
+        enable_tools=enable_tools, strategy=strategy,
     )  # fmt: skip
 
 
@@ -293,13 +306,15 @@ def build_server(
         force_model: ForceModelArg = None,
         max_tokens: MaxTokensArg = 4096,
         enable_tools: EnableToolsArg = True,
+        strategy: StrategyArg = "single",
     ) -> CompleteResult:
         """Route the task to the smallest capable model, run it (with tools when useful), and return the answer,
         the route, every attempt, tokens and cost. A critical task, or one above the configured cost threshold,
         is first confirmed by the user; a declined one ends in an error and nothing is sent."""
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
         request = _complete_request(
-            task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools
+            task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools,
+            strategy,
         )
         step = 0
 

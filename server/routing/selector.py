@@ -78,12 +78,19 @@ class Route:
 
 
 def select_route(
-    analysis: TaskAnalysis, options: RouteOptions, registry: Registry, thresholds: Mapping[str, float] | None = None
+    analysis: TaskAnalysis,
+    options: RouteOptions,
+    registry: Registry,
+    thresholds: Mapping[str, float] | None = None,
+    *,
+    situation: str | None = None,
 ) -> Route:
     """Pick the primary model and its fallbacks for one analysed task.
 
     `thresholds` (preference name → strong_score threshold) come from a calibrated analyser and replace
-    the config's `[routing] *_threshold` values for the preferences they name.
+    the config's `[routing] *_threshold` values for the preferences they name. `situation` fixes the
+    matrix column instead of letting strong_score choose it (a strategy's role: a cascade drafts with
+    `cost_optimized` and escalates to `default`); `TIER1` is the category's most capable tier-1 model.
     """
     routing = registry.config.routing
     reasons: list[str] = []
@@ -101,6 +108,15 @@ def select_route(
         )  # fmt: skip
         situation, threshold, target, named = f"role:{options.role.value}", None, by_role[0], by_role[1:]
         reasons.append(why)
+    elif situation is not None:
+        threshold = None
+        reasons.append(f"strategy role: the {situation} model for {analysis.category.value}")
+        if situation == TIER1:
+            target = _strongest_tier1(analysis, options, fit, routing, registry)
+            named = [_matrix_model(analysis.category, "default", routing, registry)]
+        else:
+            target = _matrix_model(analysis.category, situation, routing, registry)
+            named = _named_alternates(analysis.category, situation, routing, registry)
     else:
         situation, threshold, why = _situation(analysis, options.preference, routing, thresholds or {})
         reasons.append(why)
@@ -176,6 +192,21 @@ def _situation(
     elif preference is Preference.BALANCED and category is Category.QA_RETRIEVAL and analysis.complexity >= 4:
         situation = "high_complexity"
     return situation, threshold, f"{preference.value}: {trigger}, so the {situation} model for {category.value}"
+
+
+TIER1 = "tier1"
+
+
+def _strongest_tier1(
+    analysis: TaskAnalysis, options: RouteOptions, fit: list[ModelConfig], routing: RoutingConfig, registry: Registry
+) -> ModelConfig:
+    """The most capable callable tier-1 model for the category (cheaper first on a tie); the category's
+    default model when no tier-1 model can be called here."""
+    usable = _available_chain([m for m in fit if m.tier == 1], fit, analysis, options, registry, [], required=False)
+    if not usable:
+        return _matrix_model(analysis.category, "default", routing, registry)
+    name = analysis.category.value
+    return max(usable, key=lambda m: (registry.capability(m, name), -registry.price_rank(m)))
 
 
 def _matrix_model(category: Category, situation: str, routing: RoutingConfig, registry: Registry) -> ModelConfig:

@@ -24,7 +24,11 @@ def task_digest(task: str) -> str:
 
 
 def decision_row(
-    kind: str, task: str, options: Mapping[str, Any], route: LoggedRoute, task_id: str | None,
+    kind: str,
+    task: str,
+    options: Mapping[str, Any],
+    route: LoggedRoute,
+    task_id: str | None,
     versions: tuple[str, str, str],
 ) -> tuple[Any, ...]:
     """One decision's column values, in the order of the `decisions` table (every backend writes the same)."""

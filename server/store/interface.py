@@ -62,6 +62,7 @@ class AttemptRecord:
     estimated_output_tokens: int | None = None
     tool_rounds: int = 0
     tools_called: tuple[str, ...] = field(default=())
+    role: str | None = None  # a strategy's role (draft, verifier, escalation, generator, evaluator); None: single
 
 
 class AttemptLedger(Protocol):
@@ -236,6 +237,26 @@ class ReportWindow:
     session_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class StrategySums:
+    """The tasks of one strategy and category in a window, from their attempts' roles: a task with a
+    generator or evaluator row ran `evaluate_optimise`, any other task with a role ran `cascade`.
+    `escalated`: tasks with an escalation attempt; `generations`: successful generator attempts; `cost_pusd`:
+    all their attempts (priced ones); `unpriced_tasks`: tasks with an unpriced attempt that used tokens;
+    `draft_*`: the tokens the successful draft attempts were billed (the basis of the always-strong estimate)."""
+
+    strategy: str
+    category: str
+    tasks: int
+    escalated: int
+    generations: int
+    cost_pusd: int
+    unpriced_tasks: int
+    draft_input: int
+    draft_cached: int
+    draft_output: int
+
+
 @dataclass
 class ReportRows:
     """What `cost_report` is assembled from.
@@ -243,10 +264,12 @@ class ReportRows:
     `sums[dimension][(key, price table version)]`: the sums of that group's attempts in the window; a task
     is a *call* once per group, at its first attempt in it. `accuracy`: the newest successful attempts
     without tool rounds that had an input estimate, as (input, estimated input, output, estimated output).
+    `strategies`: the multi-model strategies' tasks per strategy and category.
     """
 
     sums: dict[str, dict[tuple[str, str], Sums]]
     accuracy: list[tuple[int, int, int, int | None]]
+    strategies: list[StrategySums] = field(default_factory=list)
 
 
 class ReportSource(Protocol):

@@ -25,7 +25,7 @@ COLUMNS = [
     "task_id", "session_id", "attempt_no", "started_at", "latency_ms", "model", "provider", "category",
     "outcome", "error_type", "error_message", "input_tokens", "cached_input_tokens", "output_tokens",
     "reasoning_tokens", "cost_pusd", "estimated_input_tokens", "estimated_output_tokens", "tool_rounds",
-    "tools_called", "price_table_version",
+    "tools_called", "price_table_version", "role",
 ]  # fmt: skip
 _FLAGS = list(usage.FLAG.values())
 _INSERT = f"INSERT INTO attempts ({', '.join(COLUMNS + _FLAGS)}) VALUES ({', '.join('?' for _ in COLUMNS + _FLAGS)})"

@@ -338,12 +338,18 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_key_at ON rate_events (key, at);
 """
 
+_V6 = """
+ALTER TABLE attempts ADD COLUMN role TEXT;
+CREATE INDEX attempts_role ON attempts (role, started_at) WHERE role IS NOT NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("attempts_and_sessions", _V1),
     Migration("budget_reservations", _V2),
     Migration("decisions", _V3),
     Migration("usage_rollup", _V4),
     Migration("rate_windows", _V5),
+    Migration("attempt_roles", _V6),
 )
 
 

@@ -8,12 +8,24 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import anyio
 import pytest
 
 from server.errors import StoreError
-from server.store.interface import Hold, Limit, LoggedRoute, Refused, ReportWindow, Scope, Store, to_pico
+from server.store.interface import (
+    AttemptRecord,
+    Hold,
+    Limit,
+    LoggedRoute,
+    Refused,
+    ReportWindow,
+    Scope,
+    Store,
+    StrategySums,
+    to_pico,
+)
 from tests.contract.conftest import Backend
 from tests.helpers import attempt_record
 
@@ -155,6 +167,40 @@ async def test_report_rows_equal_the_sums_of_the_raw_rows(store: Store) -> None:
     models = {k: s.attempts for (k, _), s in rows.sums["model"].items()}
     assert models == {"openai/o3": 1, "openai/gpt-4.1-mini": 1, "ollama/qwen3:1.7b": 1}
     assert rows.accuracy == [(100, 120, 10, 20), (100, 80, 10, None)]  # newest first
+
+
+async def test_strategy_rows_count_tasks_escalations_and_rounds_by_their_roles(store: Store) -> None:
+    def step(task: str, role: str | None, no: int, cost: str | None = "0.001", **fields: Any) -> AttemptRecord:
+        return attempt_record(task, cost=cost, when=NOW - 60 + no, attempt_no=no, role=role, **fields)
+
+    coding = {"category": "complex_coding"}
+    records = [
+        step("c1", "draft", 1, input_tokens=1000, output_tokens=100),
+        step("c1", "verifier", 2, cost="0.0001"),
+        step("c2", "draft", 1, input_tokens=500, cached_input_tokens=100, output_tokens=50),
+        step("c2", "verifier", 2, cost="0.0001"),
+        step("c2", "escalation", 3, cost="0.01"),
+        step("e1", "generator", 1, **coding),
+        step("e1", "evaluator", 2, **coding),
+        step("e1", "generator", 3, outcome="error", **coding),
+        step("e1", "generator", 4, **coding),
+        step("e1", "evaluator", 5, **coding),
+        step("single", None, 1),  # no role: not a strategy task
+        attempt_record("old", when=NOW - 3 * DAY, role="draft"),  # outside the window
+    ]
+    for record in records:
+        await store.ledger.record(record)
+    rows = await store.reports.report_rows(ReportWindow(since=NOW - DAY), ["all"], accuracy_samples=1)
+    assert rows.strategies == [
+        StrategySums("cascade", "qa_retrieval", tasks=2, escalated=1, generations=0,
+                     cost_pusd=to_pico(Decimal("0.0122")) or 0, unpriced_tasks=0,
+                     draft_input=1500, draft_cached=100, draft_output=150),
+        StrategySums("evaluate_optimise", "complex_coding", tasks=1, escalated=0, generations=2,
+                     cost_pusd=to_pico(Decimal("0.005")) or 0, unpriced_tasks=0,
+                     draft_input=0, draft_cached=0, draft_output=0),
+    ]  # fmt: skip
+    rows = await store.reports.report_rows(ReportWindow(session_id="nobody"), ["all"], accuracy_samples=1)
+    assert rows.strategies == []
 
 
 async def test_concurrent_records_all_commit(store: Store) -> None:

@@ -50,7 +50,10 @@ async def import_sqlite(db: PgDatabase, source: Path) -> dict[str, int]:
         if row and row[0]:
             raise StoreError(f"the database {db.location} already holds {row[0]} attempts; import into an empty one")
         counts = {"attempts": 0, "sessions": 0, "messages": 0, "decisions": 0}
-        for batch in _batches(lite, f"SELECT {', '.join(COLUMNS)} FROM attempts ORDER BY id"):
+        present = {row[1] for row in lite.execute("PRAGMA table_info(attempts)")}
+        # A ledger from before the role column: its attempts played no strategy role.
+        picked = ", ".join(c if c in present else f"NULL AS {c}" for c in COLUMNS)
+        for batch in _batches(lite, f"SELECT {picked} FROM attempts ORDER BY id"):
             await add_attempts(conn, batch)  # flags from the attempts already moved, then the rollup
             async with conn.cursor() as c:
                 await c.executemany(INSERT_ATTEMPT, [[r[name] for name in ATTEMPT_COLUMNS] for r in batch])

@@ -10,6 +10,7 @@ from psycopg import AsyncConnection
 from server.store.interface import Dimension, ReportRows, ReportWindow, Sums
 from server.store.postgres.database import PgDatabase
 from server.store.postgres.rollup import raw_filter, window_sums
+from server.store.strategy_sums import strategy_sums, strategy_sums_sql
 
 
 class PgReports:
@@ -33,6 +34,8 @@ class PgReports:
                 "ORDER BY id DESC LIMIT %s",
                 [*args, accuracy_samples],
             )
-            return ReportRows(sums, [tuple(row) for row in await cur.fetchall()])  # type: ignore[misc]
+            accuracy = [tuple(row) for row in await cur.fetchall()]
+            cur = await conn.execute(strategy_sums_sql(where).encode(), args)
+            return ReportRows(sums, accuracy, strategy_sums(await cur.fetchall()))
 
         return await self._db.read(read)

@@ -141,7 +141,16 @@ CREATE TABLE rate_events (
 CREATE INDEX rate_events_key_at ON rate_events (key, at);
 """
 
-MIGRATIONS: tuple[Migration, ...] = (Migration("initial", _V1), Migration("rate_windows", _V2))
+_V3 = """
+ALTER TABLE attempts ADD COLUMN role TEXT;
+CREATE INDEX attempts_role ON attempts (role, started_at) WHERE role IS NOT NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration("initial", _V1),
+    Migration("rate_windows", _V2),
+    Migration("attempt_roles", _V3),
+)
 
 _TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
