@@ -26,11 +26,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "data" / "tool_need.jsonl"
 HELD_OUT = ROOT / "tests" / "data" / "tool_need_heldout.jsonl"
+HELD_OUT_2 = ROOT / "tests" / "data" / "tool_need_heldout2.jsonl"
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 sys.path.insert(0, str(ROOT))
 
 from server.analysis.tool_need import predict  # noqa: E402
 from server.domain.tasks import TOOL_KINDS  # noqa: E402
+
+
+HELD_OUT_2_NOTE = "taken before the cues were changed for it"
 
 
 def read(path: Path) -> list[dict[str, Any]]:
@@ -134,6 +138,9 @@ def main() -> None:
     held_out = read(HELD_OUT)
     print(f"\ntool need on {HELD_OUT.relative_to(ROOT)} ({len(held_out)} prompts):")
     rules(held_out, "taken after the cues were frozen, when recall was 0.851; two memory cues were added since")
+    held_out_2 = read(HELD_OUT_2)
+    print(f"\ntool need on {HELD_OUT_2.relative_to(ROOT)} ({len(held_out_2)} prompts):")
+    rules(held_out_2, HELD_OUT_2_NOTE)
     held_out_dev()
     latency(rows)
 
