@@ -28,6 +28,7 @@ from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
 HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
+HELD_OUT_SETS = [HELD_OUT, DATA.with_name("tool_need_heldout2.jsonl"), DATA.with_name("tool_need_heldout3.jsonl")]
 COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
 ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."
 
@@ -49,6 +50,15 @@ def _rows(path: Path = DATA) -> list[dict[str, Any]]:
         ("What did I tell you earlier about my flight?", ("memory",)),
         ("I forgot which hotel we picked. Can you remind me?", ("memory",)),
         ("Look up today's weather in Oslo, then use Python to convert it to Fahrenheit.", ("code", "search")),
+        ("Work out the median of 3, 9, 4 and 12 in Python.", ("code",)),
+        ("Is 2**61 - 1 prime? Run it to check.", ("code",)),
+        ("Web search: best hiking trails near Zurich", ("search",)),
+        ("Will it rain in Lisbon tomorrow?", ("search",)),
+        ("Who won the latest Champions League match?", ("search",)),
+        ("Visit python.org/about and tell me what it says about the licence.", ("fetch",)),
+        ("Store my shoe size: 43.", ("memory",)),
+        ("As I mentioned, my dentist is Dr. Lee. When is our next appointment?", ("memory",)),
+        ("Which hotel did we book in Rome?", ("memory",)),
     ],
 )
 def test_explicit_requests_for_a_tool_set_requires_tools_with_their_kinds(task: str, kinds: tuple[str, ...]) -> None:
@@ -70,6 +80,11 @@ def test_explicit_requests_for_a_tool_set_requires_tools_with_their_kinds(task: 
         "How should I name my new dog?",
         "I want to run a marathon this year; how should I train?",
         "How can I use Python to parse JSON?",
+        "Write a program that reads www.example.com/data.csv and sums the second column.",
+        "What is my star sign if I was born on 1 May?",
+        "How much protein do I need per day?",
+        "What is the largest planet in our solar system?",
+        "Forecast the change in y for a random walk with drift b.",
     ],
 )
 def test_code_writing_arithmetic_and_questions_about_tools_need_none(task: str) -> None:
@@ -90,9 +105,10 @@ def test_a_url_or_a_date_inside_pasted_content_is_not_a_request() -> None:
 
 def test_the_labelled_set_is_documented_and_large_enough() -> None:
     rows = _rows()
-    held_out = _rows(HELD_OUT)
+    held_out = [row for path in HELD_OUT_SETS for row in _rows(path)]
     assert len(rows) >= 150 and len({r["id"] for r in rows}) == len(rows)
     assert not {r["prompt"] for r in rows} & {r["prompt"] for r in held_out}
+    assert len({r["prompt"] for r in held_out}) == len(held_out)  # no prompt in two held-out sets
     for row in rows + held_out:
         assert row["prompt"].strip() and row["source"] and row["license"], row["id"]
         assert set(row["tools"]) <= set(TOOL_KINDS) and isinstance(row["rephrased"], bool), row["id"]
