@@ -6,7 +6,8 @@ Prints, on tests/data/tool_need.jsonl (181 labelled prompts, six sources):
   leave-one-source-out (trained on five sources, tested on the sixth) and, for comparison, by random 5-fold CV;
 - the rules on the held-out sets tool_need_heldout.jsonl (63), tool_need_heldout2.jsonl (94: BFCL and plain
   written requests for all four kinds) and tool_need_heldout3.jsonl (35 BFCL), each with what its figure is
-  worth (see tests/data/README.md);
+  worth (see tests/data/README.md), and the learned model trained on all of tool_need.jsonl OR-ed with the
+  rules on them, with how many of dev.jsonl's non-agentic prompts it flags;
 - a held-out check of the rules on ../shared/eval/dev.jsonl (not labelled for tool need: its non-agentic
   prompts ask for no tool, so any prediction there is a false positive; its BFCL web_search and memory
   prompts need search and memory) — skipped when that file is absent;
@@ -106,6 +107,35 @@ def learned(rows: list[dict[str, Any]], rule_predictions: list[bool]) -> None:
     evaluate("random 5-fold CV", [np.isin(np.arange(len(rows)), order[k::5]) for k in range(5)])
 
 
+def learned_held_out(rows: list[dict[str, Any]]) -> None:
+    """The learned model trained on all of `rows`, OR-ed with the rules on each held-out set, and how many of
+    dev.jsonl's non-agentic prompts (which need no tool) it flags: the precision real traffic would see."""
+    try:
+        import numpy as np
+        from sklearn.linear_model import LogisticRegression
+
+        from server.analysis.embedding import embed
+    except ImportError:
+        return
+    truth = np.array([bool(r["tools"]) for r in rows])
+    model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced")
+    model.fit(embed([r["prompt"] for r in rows]), truth)
+    negatives = [r["prompt"] for r in read(DEV) if r["category"] != "agentic_tool_use"] if DEV.is_file() else []
+    print("\nlearned model trained on all of tool_need.jsonl, OR-ed with the rules:")
+    for threshold in (0.5, 0.7):
+        for path, _ in HELD_OUT_NOTES:
+            held_out = read(path)
+            scores = model.predict_proba(embed([r["prompt"] for r in held_out]))[:, 1]
+            combined = [
+                bool(predict(r["prompt"]).kinds) or s >= threshold for r, s in zip(held_out, scores, strict=True)
+            ]
+            result = precision_recall(combined, [bool(r["tools"]) for r in held_out])
+            print(f"  threshold {threshold} {path.name:26} {result}")
+        if negatives:
+            flagged = int((model.predict_proba(embed(negatives))[:, 1] >= threshold).sum())
+            print(f"  threshold {threshold} dev.jsonl: {flagged} of {len(negatives)} non-agentic prompts flagged")
+
+
 def held_out_dev() -> None:
     if not DEV.is_file():
         print(f"held-out check on dev.jsonl: skipped ({DEV} is absent; the eval data is not shipped)")
@@ -150,6 +180,7 @@ def main() -> None:
         held_out = read(path)
         print(f"\ntool need on {path.relative_to(ROOT)} ({len(held_out)} prompts):")
         rules(held_out, note)
+    learned_held_out(rows)
     held_out_dev()
     latency(rows)
 
