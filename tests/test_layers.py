@@ -67,9 +67,7 @@ def test_server_imports_point_downward(path: Path) -> None:
     if here in ("__init__", "__main__"):
         return  # the package's front door: `python -m server` runs the CLI
     allowed = {here, *BASE, *MAY_IMPORT[here]}
-    upward = [
-        f"line {line}: {module}" for line, module in _imports(path) if (_room(module) or here) not in allowed
-    ]
+    upward = [f"line {line}: {module}" for line, module in _imports(path) if (_room(module) or here) not in allowed]
     assert not upward, f"server/{'/'.join(relative)}.py imports above its room ({here}):\n" + "\n".join(upward)
 
 

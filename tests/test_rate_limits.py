@@ -86,7 +86,7 @@ async def test_a_full_rpm_moves_the_call_to_the_next_model_and_says_which_limit(
 
 
 async def test_a_call_waits_for_room_when_it_comes_within_wait_s(tmp_path: Path) -> None:
-    toml = '[rate_limits]\nwait_s = 90\n[providers.openai]\nrpm = 1\n'
+    toml = "[rate_limits]\nwait_s = 90\n[providers.openai]\nrpm = 1\n"
     fallback, _pool, clock, registry, store = await _setup(tmp_path, toml)
     try:
         route = chain(registry, "openai/gpt-4.1", "anthropic/claude-sonnet-4-6")
@@ -100,7 +100,7 @@ async def test_a_call_waits_for_room_when_it_comes_within_wait_s(tmp_path: Path)
 
 
 async def test_a_provider_limit_covers_all_its_models_and_the_last_refusal_is_clear(tmp_path: Path) -> None:
-    toml = '[rate_limits]\nwait_s = 0\n[providers.openai]\ntpm = 500\n'
+    toml = "[rate_limits]\nwait_s = 0\n[providers.openai]\ntpm = 500\n"
     fallback, _pool, _clock, registry, store = await _setup(tmp_path, toml)
     try:
         route = chain(registry, "openai/gpt-4.1", "openai/o3")

@@ -157,17 +157,19 @@ async def test_replicas_share_budget_ledger_sessions_and_survive_a_kill(
     [(openai_rows,)] = _rows(url, "SELECT COUNT(*) FROM attempts WHERE provider = 'openai'")
     assert openai_rows <= len(fake.models_called("openai"))
 
-    print(f"replicas: {len(answered)} answered ({len(answered_after_kill)} after the kill), {len(refused)} refused, "
-          f"spent ${Decimal(spent) / 10**12} of ${DAILY_USD}, {attempts} ledger rows")
+    print(
+        f"replicas: {len(answered)} answered ({len(answered_after_kill)} after the kill), {len(refused)} refused, "
+        f"spent ${Decimal(spent) / 10**12} of ${DAILY_USD}, {attempts} ledger rows"
+    )
     # The survivors still answer, and their cost_report is the raw ledger's sums.
     for replica in (one, two):
         async with replica.client() as mcp:
             report = await mcp.call_tool("cost_report", {})
         totals = report.structured_content["totals"]
         assert totals["attempts"] == attempts
-        assert Decimal(str(totals["cost_usd"])).quantize(Decimal("1e-9")) == (
-            Decimal(spent) / 10**12
-        ).quantize(Decimal("1e-9"))
+        assert Decimal(str(totals["cost_usd"])).quantize(Decimal("1e-9")) == (Decimal(spent) / 10**12).quantize(
+            Decimal("1e-9")
+        )
 
     # Whatever replica 3 held when it died stops counting once its holds expire.
     store = await open_store(Path("/nonexistent"), url)
@@ -232,5 +234,7 @@ async def test_an_rpm_limit_holds_across_the_replicas(postgres_server: PostgresS
     assert all(f"rpm limit {RPM} reached" in text for text in refused)
     [(rows,)] = _rows(url, f"SELECT COUNT(*) FROM attempts WHERE model = '{MODEL}'")
     assert rows == len(sent)  # a call moved on before sending leaves no row for the limited model
-    print(f"rpm across replicas: {len(sent)} sent to {MODEL} (most in any 60 s: {_most_in_any_window(sent)}), "
-          f"{len(moved)} moved to the next model, {len(refused)} refused")
+    print(
+        f"rpm across replicas: {len(sent)} sent to {MODEL} (most in any 60 s: {_most_in_any_window(sent)}), "
+        f"{len(moved)} moved to the next model, {len(refused)} refused"
+    )

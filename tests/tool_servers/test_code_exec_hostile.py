@@ -30,7 +30,12 @@ from tests.tool_servers.hostile import (
 pytestmark = pytest.mark.slow
 HOST_SECRET = "sk-host-secret-of-the-test-0815"
 ENV, NETWORK, PROCESSES, FILES, CLEANUP = (
-    "no environment variable", "no network", "no other process", "the host's files", "every process the code")
+    "no environment variable",
+    "no network",
+    "no other process",
+    "the host's files",
+    "every process the code",
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +161,7 @@ def test_no_process_outlives_the_call(runner: Runner, how: str) -> None:
     sleeper = f"[sys.executable, '-c', 'import time; time.sleep(600)', {marker!r}]"
     start = {
         "setsid": f"subprocess.Popen({sleeper}, start_new_session=True, stdout=subprocess.DEVNULL, "
-                  "stderr=subprocess.DEVNULL)",
+        "stderr=subprocess.DEVNULL)",
         "double_fork": f"""pid = os.fork()
 if pid == 0:
     os.setsid()
