@@ -33,6 +33,43 @@ def test_categories_of_typical_tasks(task: str, category: Category) -> None:
     assert analyze_task(task).category is category
 
 
+@pytest.mark.parametrize(
+    ("task", "category"),
+    [
+        # Pasted content does not vote: a booking inside a dialogue to summarise is not a booking to make.
+        ("Summarize this dialogue: Ana: I booked the hotel and bought the train tickets yesterday.\n"
+         "Ben: Great, can you send me the reservation?\nAna: Sure, tonight.", Category.TEXT_GENERATION),
+        # A question about a text handed over with it is reading comprehension.
+        ("Given this reference text about the bridge, when did it open to traffic?\n\nThe Forth Bridge is a "
+         "cantilever railway bridge in Scotland. Construction began in 1882 and it opened on 4 March 1890.",
+         Category.QA_RETRIEVAL),
+        ("Act as a travel guide. I will tell you where I am and you will suggest three places nearby to visit, "
+         "with a sentence on each.", Category.TEXT_GENERATION),
+        ("A bag holds 3 red and 5 green marbles. If two are drawn at random, what is the probability that both "
+         "are green?", Category.DEEP_REASONING),
+        ("Which of the following is the derivative of f(x) = x^3 + 2x at x = 1?\nA. 3\nB. 5\nC. 6\nD. 2\nAnswer:",
+         Category.DEEP_REASONING),
+        ("Which of the following cities is the capital of Australia?\nA. Sydney\nB. Melbourne\nC. Canberra\n"
+         "D. Perth\nAnswer:", Category.QA_RETRIEVAL),
+        ("Is this review happy or unhappy? The battery died after two days and support never replied.\n"
+         "Pick one: happy, unhappy.", Category.CLASSIFICATION),
+    ],
+)  # fmt: skip
+def test_generic_cues_for_intent_over_topic(task: str, category: Category) -> None:
+    assert analyze_task(task).category is category
+
+
+def test_a_task_that_asks_for_tools_is_tool_use_whatever_its_topic() -> None:
+    analysis = analyze_task("Use Python to compute 6*7*1000+1 and tell me the result.")
+    assert analysis.category is Category.AGENTIC_TOOL_USE and analysis.tool_kinds == ("code",)
+    assert "asks for tools" in analysis.reasons[0]
+    # Code to write keeps its category (its model is offered the tools too); a maths question without a tool
+    # request stays maths.
+    assert analyze_task("Write a Python function that merges two sorted lists, then run it on [1, 3] and "
+                        "[2] and show me what it prints.").category is Category.COMPLEX_CODING  # fmt: skip
+    assert analyze_task("What is 6*7*1000+1?").category is not Category.AGENTIC_TOOL_USE
+
+
 def test_long_documents_are_flagged_and_estimated() -> None:
     document = "Document is as follows. " + "The committee reviewed the budget line by line. " * 5000
     analysis = analyze_task(document + "\nSummarise the document's main decisions.")

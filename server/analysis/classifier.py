@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from server.analysis.local import rule_category, rule_signals
+from server.analysis.tool_need import predict as predict_tool_need
 from server.analysis.validation import Fitter
 from server.analysis.vectorize import STRUCTURAL, structural_features
 from server.domain.tasks import Category
@@ -101,7 +102,7 @@ def features(texts: Sequence[str]) -> tuple[np.ndarray, list[Category]]:
     for text in texts:
         f, scores, strong = rule_signals(text)
         structural.append(structural_features(f, scores, strong))
-        rules.append(rule_category(f, scores))
+        rules.append(rule_category(f, scores, predict_tool_need(text).kinds))
     rows = np.array(structural, dtype=np.float64).reshape(len(texts), len(STRUCTURAL))
     return np.hstack([embed(texts).astype(np.float64), rows]), rules
 

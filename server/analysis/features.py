@@ -30,6 +30,17 @@ MATH_SYNTAX = re.compile(
 CHOICES = re.compile(r"(?:^|\n)\s*\(?[A-D][.)]\s", re.MULTILINE)
 CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 
+_INSTRUCTION_SCAN = 2_000  # the instruction is looked for in this much of the head (and the tail)
+_INSTRUCTION_HEAD = 600  # at most this much of the first paragraph is read
+_INSTRUCTION_TAIL = 300  # a last paragraph up to this long is read (a question asked after a document)
+_FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
+_PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
+_CONTENT_INTRO = re.compile(
+    r"\b(?:the following|below|as follows|(?:this|these|my) (?:\w+ )?(?:dialogues?|conversations?|articles?|texts?|"
+    r"passages?|documents?|reviews?|paragraphs?|emails?|stor(?:y|ies)|sentences?|code|snippets?|scripts?|"
+    r"programs?))\b[^:\n]{0,60}?[:.]"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Features:
@@ -69,8 +80,34 @@ def _number_words(words: list[str]) -> int:
     return count
 
 
+def instruction_text(task: str) -> str:
+    """The lower-cased instruction of `task`: its first paragraph up to where it introduces pasted content
+    ("… the following article:", "Document is as follows."), plus a short last paragraph (a question after a
+    document); fenced code removed. Bounded work for any length."""
+    head = _FENCED.sub(" ", task[:_INSTRUCTION_SCAN].lower())
+    first = _PARAGRAPH.split(head, maxsplit=1)[0][:_INSTRUCTION_HEAD]
+    intro = _CONTENT_INTRO.search(first)
+    parts = [first[: intro.end()] if intro else first]
+    tail = _FENCED.sub(" ", task[-_INSTRUCTION_SCAN:].lower())
+    if _PARAGRAPH.search(head) or _PARAGRAPH.search(tail):  # else the task is one paragraph: `first`
+        last = _PARAGRAPH.split(tail)[-1].strip()
+        # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
+        if last and len(last) <= _INSTRUCTION_TAIL and (not intro or "?" in last):
+            parts.append(last)
+    return "\n".join(parts)
+
+
+def introduces_content(task: str) -> bool:
+    """Whether the task opens with an instruction that introduces pasted content ("Summarize this dialogue:")."""
+    head = _FENCED.sub(" ", task[:_INSTRUCTION_SCAN].lower())
+    return _CONTENT_INTRO.search(_PARAGRAPH.split(head, maxsplit=1)[0][:_INSTRUCTION_HEAD]) is not None
+
+
 def extract(text: str) -> Features:
-    """Features of `text`; bounded work for any length."""
+    """Features of `text`; bounded work for any length.
+
+    When the task opens with an instruction that introduces pasted content, the cues read that instruction
+    only: "I booked it" inside a dialogue to summarise is not a booking to make."""
     sample = text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:] if len(text) > _SCAN_HEAD + _SCAN_TAIL else text
     scan = sample.lower()
     words = WORD.findall(scan)
@@ -87,7 +124,13 @@ def extract(text: str) -> Features:
         questions=sample.count("?"),
         cjk_chars=len(CJK.findall(sample)),
         scan=scan,
-        cue_text=scan if len(scan) <= CUE_HEAD + CUE_TAIL else scan[:CUE_HEAD] + "\n" + scan[-CUE_TAIL:],
+        cue_text=(
+            instruction_text(text)
+            if introduces_content(text)
+            else scan
+            if len(scan) <= CUE_HEAD + CUE_TAIL
+            else scan[:CUE_HEAD] + "\n" + scan[-CUE_TAIL:]
+        ),
         head=scan[:300],
         tail=scan[-600:],
     )

@@ -19,7 +19,7 @@ from server.analysis.tool_need import predict as predict_tool_need
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 from server.errors import InvalidTask
 
-ANALYZER_VERSION = "local-3"
+ANALYZER_VERSION = "local-4"
 
 # System prompt and tool schemas sent with every task, on top of the task itself.
 _OVERHEAD_TOKENS = 60
@@ -74,7 +74,8 @@ def analyze_task(
         raise InvalidTask("task is empty: pass the text of the task to analyse")
     f = extract(task)
     scores = category_scores(f)
-    rule_category = _rule_category(f, scores)
+    need = predict_tool_need(task)
+    rule_category = _rule_category(f, scores, need.kinds)
     category = category or rule_category
     complexity = _complexity(category, f)
     task_tokens = (
@@ -86,14 +87,15 @@ def analyze_task(
     output_tokens = _output_tokens(category, complexity)
     # Tool need is its own prediction: a task in the agentic category that asks for none of the tools there
     # are (e.g. "explain what a web search engine does") is offered none.
-    need = predict_tool_need(task)
     requires_tools = bool(need.kinds)
     strong = _strong_score(category, complexity, f) if strong_score is None else round(strong_score, 4)
-    category_reason = (
-        f"category {category.value} (score {scores[category]:.1f}; next {_runner_up(scores, category)})"
-        if category is rule_category
-        else f"category {category.value} (the rules said {rule_category.value})"
-    )
+    if category is not rule_category:
+        category_reason = f"category {category.value} (the rules said {rule_category.value})"
+    elif scores[category] < max(scores.values()):  # the tool need decided it
+        category_reason = f"category {category.value} (it asks for tools; the cues said {_runner_up(scores, category)})"
+    else:
+        runner_up = _runner_up(scores, category)
+        category_reason = f"category {category.value} (score {scores[category]:.1f}; next {runner_up})"
     reasons = (
         *notes,
         category_reason,
@@ -120,19 +122,24 @@ def rule_signals(task: str) -> tuple[Features, dict[Category, float], float]:
     """The rules' raw view of a task — features, per-category scores, strong_score — for the learned router."""
     f = extract(task)
     scores = category_scores(f)
-    category = _rule_category(f, scores)
+    category = _rule_category(f, scores, predict_tool_need(task).kinds)
     return f, scores, _strong_score(category, _complexity(category, f), f)
 
 
-def rule_category(f: Features, scores: dict[Category, float]) -> Category:
-    """The rules' category for features and scores from `rule_signals` (the highest score wins)."""
-    return _rule_category(f, scores)
+def rule_category(f: Features, scores: dict[Category, float], tool_kinds: tuple[str, ...]) -> Category:
+    """The rules' category for features and scores from `rule_signals` and the task's tool need."""
+    return _rule_category(f, scores, tool_kinds)
 
 
-def _rule_category(f: Features, scores: dict[Category, float]) -> Category:
+def _rule_category(f: Features, scores: dict[Category, float], tool_kinds: tuple[str, ...]) -> Category:
     best = max(scores, key=lambda c: (scores[c], -_TIE_ORDER.index(c)))
     if scores[best] <= 0:
-        return Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+        best = Category.QA_RETRIEVAL if f.questions else Category.TEXT_GENERATION
+    # A task that asks for our tools to be used ("use Python to compute …", "what did I tell you about …") is
+    # tool use whatever its topic: it needs a model that calls tools well. Code to write and documents to read
+    # keep their category (their models are offered the tools too).
+    if tool_kinds and best not in (Category.LONG_DOCUMENT, Category.COMPLEX_CODING):
+        return Category.AGENTIC_TOOL_USE
     return best
 
 
@@ -186,6 +193,8 @@ def category_scores(f: Features) -> dict[Category, float]:
         scores[Category.DEEP_REASONING] += 2.0 + 0.3 * min(f.numbers, 6)  # a word problem
     if f.choices >= 3:
         scores[Category.QA_RETRIEVAL] += 2.0
+        if f.math_marks >= 2:  # a multiple-choice question set in formulas is a problem to work out
+            scores[Category.DEEP_REASONING] += 3.0
     if tokens > _DOCUMENT_TOKENS:
         scores[Category.LONG_DOCUMENT] += 8.0 + min(tokens / 2_000, 8.0)
     elif tokens > 1_500:

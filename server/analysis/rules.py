@@ -162,7 +162,7 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
                 r"perimeter|"
                 r"volume|average|mean|median|expected|least|greatest|smallest|largest)\b"
             ),
-            2.5,
+            3.5,  # asks for a quantity to work out, which outweighs its being a question
         ),
         (
             _cue(
@@ -313,6 +313,14 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
             ),
             1.0,
         ),
+        (
+            # A question about a text handed over with it is reading comprehension, not extraction.
+            _cue(
+                r"\bgiven (this|the|a) (reference )?(text|paragraph|passage|article)[^?\n]{0,150}\b(who|when|what|"
+                r"where|which|why|how|is|are|was|were|does|did|do|can)\b[^\n]{0,200}\?"
+            ),
+            3.0,
+        ),
     ],
     Category.TEXT_GENERATION: [
         (_cue(rf"\b(write|draft|compose|create|generate|craft|produce|pen)\b[^.?!\n]{{0,60}}\b{TEXT_TARGET}"), 4.0),
@@ -346,6 +354,7 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
             2.5,
         ),
         (_cue(r"\b(creative|fictional|narrative|persuasive|catchy|funny|humorous|poetic|rhyme)\b"), 1.5),
+        (_cue(r"^\W*(please )?(act as|pretend to be|role-?play as)\b"), 3.0),  # a role to play, whatever its topic
     ],
     Category.CLASSIFICATION: [
         (
@@ -393,6 +402,7 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
             1.5,
         ),
         (_cue(r"\b(which (of these|of the following) (is|are) (a|an)|odd one out|is (a|an) \w+ or (a|an) \w+)\b"), 2.0),
+        (_cue(r"\b(pick|choose|select) one\s*:"), 2.0),  # labels to choose from follow: the answer is one of them
         (
             _cue(
                 r"^\W*(review( text)?|title|tweet|sentence|premise|question \d|text)\s*:|\brating of this review|"

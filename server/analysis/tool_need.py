@@ -27,20 +27,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from server.analysis.features import instruction_text
 from server.domain.tasks import TOOL_KINDS
 
-_SCAN = 2_000  # the instruction is looked for in this much of the head (and the tail)
-_HEAD = 600  # at most this much of the first paragraph is read
-_TAIL = 300  # a last paragraph up to this long is read (a question asked after a document)
 _PERSONAL_QUESTION_CHARS = 300  # a question about the user's own facts is short: no context is given
 
-_FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
-_PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
-_CONTENT_INTRO = re.compile(
-    r"\b(?:the following|below|as follows|(?:this|these|my) (?:\w+ )?(?:dialogues?|conversations?|articles?|texts?|"
-    r"passages?|documents?|reviews?|paragraphs?|emails?|stor(?:y|ies)|sentences?|code|snippets?|scripts?|"
-    r"programs?))\b[^:\n]{0,60}?[:.]"
-)
 # An imperative: at the start of a sentence or clause, or after a word that introduces a request.
 _IMPERATIVE = r"(?:^|[.!?:;,\n(\"']\s*|\b(?:please|you|and|then|also|now|just|first|to)\s+)"
 _CODE_NOUN = r"(?:python|code|script|program|snippet|function|tests?|calculation)"
@@ -150,23 +141,6 @@ class ToolNeed:
 
     kinds: tuple[str, ...]
     reasons: tuple[str, ...]
-
-
-def instruction_text(task: str) -> str:
-    """The lower-cased instruction of `task`: its first paragraph up to where it introduces pasted content
-    ("… the following article:", "Document is as follows."), plus a short last paragraph (a question after a
-    document); fenced code removed. Bounded work for any length."""
-    head = _FENCED.sub(" ", task[:_SCAN])
-    first = _PARAGRAPH.split(head, maxsplit=1)[0][:_HEAD]
-    intro = _CONTENT_INTRO.search(first)
-    parts = [first[: intro.end()] if intro else first]
-    tail = _FENCED.sub(" ", task[-_SCAN:])
-    if _PARAGRAPH.search(head) or _PARAGRAPH.search(tail):  # else the task is one paragraph: `first`
-        last = _PARAGRAPH.split(tail)[-1].strip()
-        # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
-        if last and len(last) <= _TAIL and (not intro or "?" in last):
-            parts.append(last)
-    return "\n".join(parts).lower()
 
 
 def predict(task: str) -> ToolNeed:

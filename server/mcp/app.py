@@ -313,7 +313,14 @@ def build_server(
         is first confirmed by the user; a declined one ends in an error and nothing is sent."""
         runtime = cast(Runtime, ctx.request_context.lifespan_context)
         request = _complete_request(
-            task, session_id, system, cost_preference, self_hosted_only, force_model, max_tokens, enable_tools,
+            task,
+            session_id,
+            system,
+            cost_preference,
+            self_hosted_only,
+            force_model,
+            max_tokens,
+            enable_tools,
             strategy,
         )
         step = 0
