@@ -15,6 +15,7 @@ from server.analysis.critical import critical_actions
 from server.analysis.features import Features, estimate_tokens, extract
 from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
+from server.analysis.tool_need import ToolNeed
 from server.analysis.tool_need import predict as predict_tool_need
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 from server.errors import InvalidTask
@@ -63,6 +64,7 @@ def analyze_task(
     strong_score: float | None = None,
     analyzer: str = "local",
     notes: tuple[str, ...] = (),
+    tool_need: ToolNeed | None = None,
 ) -> TaskAnalysis:
     """Analyse one task. Raises `InvalidTask` for an empty task.
 
@@ -86,7 +88,7 @@ def analyze_task(
     output_tokens = _output_tokens(category, complexity)
     # Tool need is its own prediction: a task in the agentic category that asks for none of the tools there
     # are (e.g. "explain what a web search engine does") is offered none.
-    need = predict_tool_need(task)
+    need = tool_need if tool_need is not None else predict_tool_need(task)
     requires_tools = bool(need.kinds)
     strong = _strong_score(category, complexity, f) if strong_score is None else round(strong_score, 4)
     category_reason = (
