@@ -65,26 +65,29 @@ class ToolNeedModel:
     def version(self) -> str:
         return f"tool-need-{FORMAT_VERSION}:{self.info.get('digest', 'unsaved')[:12]}"
 
-    def probabilities(self, tasks: Sequence[str]) -> dict[str, np.ndarray]:
-        """Per kind, each task's probability of needing it (the model alone, without the rules)."""
-        rows = features(tasks)
+    def probabilities(self, tasks: Sequence[str], needs: Sequence[ToolNeed] | None = None) -> dict[str, np.ndarray]:
+        """Per kind, each task's probability of needing it (the model alone; `needs`: the rules' predictions
+        if already made)."""
+        rows = features(tasks, needs)
         return {kind: _sigmoid(rows @ w[:-1] + w[-1]) for kind, w in self.weights.items()}
 
     def predict(self, task: str) -> ToolNeed:
         """The rules' kinds and reasons, plus each kind the model reaches its threshold for, with its p."""
         rules = predict(task)
         reasons = dict(zip(rules.kinds, rules.reasons, strict=True))
-        for kind, p in self.probabilities([task]).items():
+        for kind, p in self.probabilities([task], [rules]).items():
             if kind not in reasons and p[0] >= self.thresholds[kind]:
                 reasons[kind] = f"tool need {kind}: {self.version} p={p[0]:.2f} (embedding + cue features)"
         kinds = tuple(kind for kind in TOOL_KINDS if kind in reasons)
         return ToolNeed(kinds, tuple(reasons[kind] for kind in kinds))
 
 
-def features(tasks: Sequence[str]) -> np.ndarray:
+def features(tasks: Sequence[str], needs: Sequence[ToolNeed] | None = None) -> np.ndarray:
     """One row per task: the instruction's sentence embedding, then its cue features."""
     vectors = embedding.embed([instruction_text(t) or t for t in tasks]).astype(np.float64)
-    cues = np.array([cue_features(t) for t in tasks], dtype=np.float64).reshape(len(tasks), len(CUE_FEATURES))
+    rules = needs or [predict(t) for t in tasks]
+    cues = np.array([cue_features(t, n) for t, n in zip(tasks, rules, strict=True)], dtype=np.float64)
+    cues = cues.reshape(len(tasks), len(CUE_FEATURES))
     return np.hstack([vectors, cues])
 
 

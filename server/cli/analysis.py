@@ -46,7 +46,8 @@ def add_parsers(sub: Any) -> None:
         "scores: {strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
         "[routing] learned_model). With the [learned] extra the category part is a logistic regression over "
         "sentence embeddings and the rules' signals; it is measured by 5-fold cross-validation and, when lines "
-        'name their source, leave-one-source-out. Set [routing] analyzer = "learned" to use it.',
+        'name their source, leave-one-source-out. Set [routing] analyzer = "learned" to use it. '
+        "--strong-need and --tool-need fit the strong-need scorer or the tool-need model instead.",
     )
     train.add_argument("input", type=Path, nargs="+", help="labelled JSONL file (several only with --tool-need)")
     train.add_argument("--out", type=Path, help="where to write the model")
