@@ -15,6 +15,8 @@ import anyio
 import pytest
 from mcp.client import Client
 
+from server.analysis import embedding, tool_need_model
+from server.analysis.analyzers import load_analyzer
 from server.analysis.local import analyze_task
 from server.analysis.tool_need import predict
 from server.domain.config import load_config
@@ -28,7 +30,13 @@ from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
 HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
-HELD_OUT_SETS = [HELD_OUT, DATA.with_name("tool_need_heldout2.jsonl"), DATA.with_name("tool_need_heldout3.jsonl")]
+TRAIN_SETS = [DATA, HELD_OUT, DATA.with_name("tool_need_heldout2.jsonl"), DATA.with_name("tool_need_heldout3.jsonl")]
+HELD_OUT_SETS = [*TRAIN_SETS[1:], DATA.with_name("tool_need_heldout4.jsonl")]
+DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
+SHIPPED_TOOL_NEED = Path(tool_need_model.__file__).resolve().parents[1] / "data" / tool_need_model.SHIPPED
+# About the user's own facts, with none of the rules' cue words ("how should" reads as advice to them).
+OWN_FACTS = "How should the anniversary dinner be booked, given the restaurant we settled on?"
+needs_encoder = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
 ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."
 
@@ -140,6 +148,68 @@ def test_model_router_route_shows_the_kinds_and_the_tools_that_would_be_offered(
     assert "tools:      execute_python, validate_python_syntax (tool need: code)" in text
 
 
+# ── the learned tool-need model (rules OR a per-kind classifier), the default with the encoder ────────────
+
+
+@needs_encoder
+def test_the_default_analyser_keeps_the_issue_prompts_code_and_adds_the_kinds_the_rules_miss(tmp_path: Path) -> None:
+    analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}))
+    shipped = tool_need_model.load_shipped()
+    for task in (COMPUTE, ENVIRONMENT):
+        analysis = analyzer.analyze_now(task)  # type: ignore[attr-defined]
+        assert analysis.requires_tools and analysis.tool_kinds == ("code",), task
+        assert any(r.startswith("tool need code: asks to ") for r in analysis.reasons)
+    assert predict(OWN_FACTS).kinds == ()  # the rules alone miss it
+    analysis = analyzer.analyze_now(OWN_FACTS)  # type: ignore[attr-defined]
+    assert analysis.requires_tools and analysis.tool_kinds == ("memory",)
+    assert any(r.startswith(f"tool need memory: {shipped.version} p=") for r in analysis.reasons)
+    for task in ("Write a Python function that returns the nth prime.", "Explain what a web search engine does."):
+        analysis = analyzer.analyze_now(task)  # type: ignore[attr-defined]
+        assert not analysis.requires_tools and analysis.tool_kinds == (), task
+
+
+def test_without_the_encoder_tool_need_is_the_rules_alone(tmp_path: Path) -> None:
+    analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}), encoder_available=lambda: False)
+    assert analyzer.analyze_now(OWN_FACTS).tool_kinds == ()  # type: ignore[attr-defined]
+    assert analyzer.analyze_now(COMPUTE).tool_kinds == ("code",)  # type: ignore[attr-defined]
+
+
+@needs_encoder
+def test_an_unreadable_trained_tool_need_model_leaves_the_rules(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / tool_need_model.SHIPPED).write_bytes(b"not gzip")
+    analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}))
+    assert analyzer.analyze_now(OWN_FACTS).tool_kinds == ()  # type: ignore[attr-defined]
+    assert (
+        "corrupt or incomplete; run `model-router train" in caplog.text
+        and "tool need comes from the rules" in caplog.text
+    )
+
+
+@needs_encoder
+@pytest.mark.skipif(not DEV.is_file(), reason=f"{DEV} is absent (the public eval data is not shipped)")
+def test_training_on_the_four_sets_and_dev_reproduces_the_shipped_tool_need_model(tmp_path: Path) -> None:
+    out = tmp_path / "again.json.gz"
+    files = [str(path) for path in TRAIN_SETS]
+    done = run_cli("train", *files, str(DEV), "--tool-need", "--out", str(out), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == SHIPPED_TOOL_NEED.read_bytes()
+    assert "memory  p >= " in done.stdout and "out-of-fold precision" in done.stdout
+
+
+def test_training_tool_need_on_unlabelled_lines_says_what_is_needed(tmp_path: Path) -> None:
+    data = tmp_path / "few.jsonl"
+    data.write_text(json.dumps({"prompt": "Run this.", "tools": ["code"]}) + "\n" + json.dumps({"prompt": "x"}) + "\n")
+    done = run_cli("train", str(data), "--tool-need", home=tmp_path)
+    assert done.returncode != 0 and "few.jsonl:2: expected {prompt, tools} or {prompt, category}" in done.stderr
+    data.write_text(json.dumps({"prompt": "Run this.", "tools": ["code"]}) + "\n")
+    done = run_cli("train", str(data), "--tool-need", home=tmp_path)
+    assert done.returncode != 0 and "need at least 10 that need a tool and 10 that need none" in done.stderr
+    done = run_cli("train", str(data), str(data), home=tmp_path)
+    assert done.returncode != 0 and "several files are read only with --tool-need" in done.stderr
+
+
 # ── what complete offers ────────────────────────────────────────────────────────────────────────────────
 
 
@@ -188,3 +258,25 @@ async def test_complete_offers_each_task_exactly_the_tools_its_kinds_need(
     for (task, _, expected), request in zip(calls, first_requests, strict=True):
         assert _offered(request) == expected, task
     assert results[2].structured_content["route"]["tools_offered"] == ["web_search", "fetch_url"]
+
+
+@needs_encoder
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_complete_offers_the_memory_tools_for_a_question_about_the_users_own_facts(
+    tmp_path: Path, fake: f.FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in ALL_KEYS.items():
+        monkeypatch.setenv(name, value)
+    env = dict(os.environ)
+    config = load_config(f.write_config(tmp_path, fake), env=env)
+    server = build_server(Router(Registry(config, env, local_runtime=lambda: False)), env=env)
+    fake.script("gpt-4.1", f.text("I have nothing stored about that dinner yet."))
+    with anyio.fail_after(90):
+        async with Client(server) as client:
+            arguments = {"task": OWN_FACTS, "force_model": "openai/gpt-4.1"}
+            result = await client.call_tool("complete", arguments)
+    assert not result.is_error, result.content
+    route = result.structured_content["route"]
+    assert route["tool_kinds"] == ["memory"] and route["tools_offered"] == ["memory_search", "memory_store"]
+    assert _offered(fake.requests[0]) == {"memory_search", "memory_store"}

@@ -5,7 +5,8 @@ dev set, when the `[learned]` extra is installed, else the rules), "local" (the 
 (a model trained by `model-router train`), or "llm:<model id>" (a model asked for a JSON verdict).
 Whatever goes wrong with the learned model or the LLM, the built-in analyser answers and the reasons say why.
 When the sentence encoder is installed, strong_score (and its thresholds) come from the embedding
-strong-need scorer (strong_need.py) unless a trained learned model supplies its own.
+strong-need scorer (strong_need.py) unless a trained learned model supplies its own, and tool need from the
+learned tool-need model (tool_need_model.py: the rules' kinds plus the ones it is confident of).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Protocol
 
-from server.analysis import embedding, strong_need
+from server.analysis import embedding, strong_need, tool_need_model
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
 from server.analysis.strong_need import StrongNeedModel
+from server.analysis.tool_need_model import ToolNeedModel
 from server.analysis.vectorize import vectorize
 from server.domain.config import Config
 from server.domain.tasks import TaskAnalysis
@@ -44,11 +46,16 @@ class Analyzer(Protocol):
 
 class BuiltinAnalyzer:
     """The hand-written rules; `notes` lead the reasons (e.g. why a configured analyser was not used).
-    With a `strong_need` scorer, strong_score and the thresholds are its own."""
+    With a `strong_need` scorer, strong_score and the thresholds are its own; with a `tool_need` model,
+    tool need is the rules' kinds plus its confident ones."""
 
-    def __init__(self, notes: tuple[str, ...] = (), strong_need: StrongNeedModel | None = None) -> None:
+    def __init__(
+        self, notes: tuple[str, ...] = (), strong_need: StrongNeedModel | None = None,
+        tool_need: ToolNeedModel | None = None,
+    ) -> None:  # fmt: skip
         self.notes = notes
         self.strong_need = strong_need
+        self.tool_need = tool_need
 
     @property
     def version(self) -> str:
@@ -63,7 +70,10 @@ class BuiltinAnalyzer:
         if self.strong_need and task.strip():
             strong = self.strong_need.score(task)
             notes = (*notes, f"strong_score {strong:.2f} from {self.strong_need.version}")
-        return analyze_task(task, history_tokens=history_tokens, strong_score=strong, notes=(*self.notes, *notes))
+        need = self.tool_need.predict(task) if self.tool_need and task.strip() else None
+        return analyze_task(
+            task, history_tokens=history_tokens, strong_score=strong, notes=(*self.notes, *notes), tool_need=need
+        )
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         return self.analyze_now(task, history_tokens)
@@ -72,8 +82,12 @@ class BuiltinAnalyzer:
 class LearnedAnalyzer:
     """Category and/or strong_score from a trained model; the rules supply whatever it was not trained on."""
 
-    def __init__(self, model: LearnedModel, strong_need: StrongNeedModel | None = None, origin: str = "") -> None:
+    def __init__(
+        self, model: LearnedModel, strong_need: StrongNeedModel | None = None, origin: str = "",
+        tool_need: ToolNeedModel | None = None,
+    ) -> None:  # fmt: skip
         self.model = model
+        self.tool_need = tool_need
         # A model trained with outcomes scores strong_score itself; otherwise the embedding scorer does.
         self.strong_need = None if model.has_strong else strong_need
         self.origin = origin  # e.g. "shipped": said in the reasons
@@ -106,9 +120,10 @@ class LearnedAnalyzer:
             parts.append(f"strong_score {strong:.2f} from {self.strong_need.version}")
         origin = f"{self.origin} " if self.origin else ""
         note = f"{origin}learned model {self.version}: " + ", ".join(parts)
+        need = self.tool_need.predict(task) if self.tool_need else None
         return analyze_task(
             task, history_tokens=history_tokens, category=category, strong_score=strong, analyzer="learned",
-            notes=(note,),
+            notes=(note,), tool_need=need,
         )  # fmt: skip
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
@@ -129,32 +144,35 @@ def load_analyzer(config: Config, *, encoder_available: Callable[[], bool] = emb
     `encoder_available` is the seam that says whether the `[learned]` extra is installed."""
     name = config.routing.analyzer
     scorer = load_strong_need(config)
+    tools = load_tool_need(config) if encoder_available() else None
     if name == "auto":
-        return _default_analyzer(encoder_available, scorer)
+        return _default_analyzer(encoder_available, scorer, tools)
     if name == "learned":
         try:
-            return LearnedAnalyzer(load(learned_model_path(config)), scorer)
+            return LearnedAnalyzer(load(learned_model_path(config)), scorer, tool_need=tools)
         except LearnedModelError as exc:
             log.warning("%s; using the built-in analyser", exc)
             note = f"learned analyser unusable ({reason(exc)}); the built-in analyser answered"
-            return BuiltinAnalyzer(notes=(note,), strong_need=scorer)
+            return BuiltinAnalyzer(notes=(note,), strong_need=scorer, tool_need=tools)
     if name.startswith("llm:"):
         from server.analysis.llm import LlmAnalyzer
 
         return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
-    return BuiltinAnalyzer(strong_need=scorer)
+    return BuiltinAnalyzer(strong_need=scorer, tool_need=tools)
 
 
-def _default_analyzer(encoder_available: Callable[[], bool], scorer: StrongNeedModel | None) -> Analyzer:
+def _default_analyzer(
+    encoder_available: Callable[[], bool], scorer: StrongNeedModel | None, tools: ToolNeedModel | None
+) -> Analyzer:
     """The shipped learned analyser when its encoder is installed; the rules otherwise, saying why."""
     if not encoder_available():
         return BuiltinAnalyzer(notes=(f"built-in rules (the learned analyser needs: {embedding.INSTALL_HINT})",))
     try:
-        return LearnedAnalyzer(load(SHIPPED_MODEL), scorer, origin="shipped")
+        return LearnedAnalyzer(load(SHIPPED_MODEL), scorer, origin="shipped", tool_need=tools)
     except LearnedModelError as exc:
         log.warning("%s; using the built-in analyser", exc)
         note = f"shipped learned analyser unusable ({reason(exc)}); the rules answered"
-        return BuiltinAnalyzer(notes=(note,), strong_need=scorer)
+        return BuiltinAnalyzer(notes=(note,), strong_need=scorer, tool_need=tools)
 
 
 def load_strong_need(config: Config) -> StrongNeedModel | None:
@@ -167,4 +185,15 @@ def load_strong_need(config: Config) -> StrongNeedModel | None:
         return strong_need.load(own) if own.is_file() else strong_need.load_shipped()
     except LearnedModelError as exc:
         log.warning("%s; strong_score comes from the rules", exc)
+        return None
+
+
+def load_tool_need(config: Config) -> ToolNeedModel | None:
+    """The learned tool-need model: one trained into the data dir, else the shipped one; None (the rules
+    alone) when the file is unusable. Call only when the encoder is installed."""
+    own = config.data_dir / tool_need_model.SHIPPED
+    try:
+        return tool_need_model.load(own) if own.is_file() else tool_need_model.load_shipped()
+    except LearnedModelError as exc:
+        log.warning("%s; tool need comes from the rules", exc)
         return None

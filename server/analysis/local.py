@@ -15,6 +15,7 @@ from server.analysis.critical import critical_actions
 from server.analysis.features import Features, estimate_tokens, extract
 from server.analysis.prefilter import PrefixIndex
 from server.analysis.rules import CUES, WordRegex
+from server.analysis.tool_need import ToolNeed
 from server.analysis.tool_need import predict as predict_tool_need
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 from server.errors import InvalidTask
@@ -63,6 +64,7 @@ def analyze_task(
     strong_score: float | None = None,
     analyzer: str = "local",
     notes: tuple[str, ...] = (),
+    tool_need: ToolNeed | None = None,
 ) -> TaskAnalysis:
     """Analyse one task. Raises `InvalidTask` for an empty task.
 
@@ -74,8 +76,11 @@ def analyze_task(
         raise InvalidTask("task is empty: pass the text of the task to analyse")
     f = extract(task)
     scores = category_scores(f)
-    need = predict_tool_need(task)
-    rule_category = _rule_category(f, scores, need.kinds)
+    # The category follows the rules' explicit tool requests only, so it is the same with or without the
+    # learned tool-need model; what that model adds is offered as tools.
+    rule_need = predict_tool_need(task)
+    need = tool_need if tool_need is not None else rule_need
+    rule_category = _rule_category(f, scores, rule_need.kinds)
     category = category or rule_category
     complexity = _complexity(category, f)
     task_tokens = (

@@ -171,5 +171,32 @@ def predict(task: str) -> ToolNeed:
     return ToolNeed(kinds, tuple(f"tool need {kind}: {found[kind]}" for kind in kinds))
 
 
+_FENCE_SCAN = 2_000  # a fenced block the task brings shows in its head
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|my|me|mine|we|our|us)\b")
+_SECOND_PERSON = re.compile(r"\b(?:you|your)\b")
+# The cue features a learned model reads beside the sentence embedding (tool_need_model.py), in this order.
+CUE_FEATURES = (
+    *(f"rule_{kind}" for kind in TOOL_KINDS),
+    "recent", "personal", "advice", "writing", "code_writing", "question", "question_mark", "first_person",
+    "second_person", "url", "fenced_code", "chars_lt_80", "chars_lt_200", "chars_lt_600", "chars_ge_600",
+)  # fmt: skip
+
+
+def cue_features(task: str, need: ToolNeed | None = None) -> list[float]:
+    """`task`'s cue features in `CUE_FEATURES` order (0 or 1): which kinds the rules found (`need`, else
+    `predict(task)`), the raw cues before the rules' exclusions, person, question form and a length bucket."""
+    need = need or predict(task)
+    text = instruction_text(task)
+    size = len(task)
+    flags = [
+        *(kind in need.kinds for kind in TOOL_KINDS),
+        _RECENT.search(text), _PERSONAL.search(text), _ADVICE.search(text), _WRITING.search(text),
+        _CODE_WRITING.search(text), _QUESTION.search(text), "?" in text, _FIRST_PERSON.search(text),
+        _SECOND_PERSON.search(text), _URL.search(text), "```" in task[:_FENCE_SCAN],
+        size < 80, 80 <= size < 200, 200 <= size < 600, size >= 600,
+    ]  # fmt: skip
+    return [1.0 if flag else 0.0 for flag in flags]
+
+
 def _snippet(match: re.Match[str]) -> str:
     return match.group(0).strip(" \n.,;:!?(\"'")[:60]

@@ -46,9 +46,10 @@ def add_parsers(sub: Any) -> None:
         "scores: {strong, weak}} lines and store it (default: learned_router.json.gz in the data dir, or "
         "[routing] learned_model). With the [learned] extra the category part is a logistic regression over "
         "sentence embeddings and the rules' signals; it is measured by 5-fold cross-validation and, when lines "
-        'name their source, leave-one-source-out. Set [routing] analyzer = "learned" to use it.',
+        'name their source, leave-one-source-out. Set [routing] analyzer = "learned" to use it. '
+        "--strong-need and --tool-need fit the strong-need scorer or the tool-need model instead.",
     )
-    train.add_argument("input", type=Path, help="labelled JSONL file")
+    train.add_argument("input", type=Path, nargs="+", help="labelled JSONL file (several only with --tool-need)")
     train.add_argument("--out", type=Path, help="where to write the model")
     train.add_argument("--epochs", type=int, default=6, help="SGD passes over the data (default 6)")
     train.add_argument(
@@ -62,6 +63,15 @@ def add_parsers(sub: Any) -> None:
         help="fit the embedding strong-need scorer from the {prompt, scores} lines instead (needs the [learned] "
         "extra; default out: strong_need.npz in the data dir, which replaces the shipped one) and print its "
         "APGR on held-out halves (split by subject, or by row) beside the random and length baselines",
+    )
+    train.add_argument(
+        "--tool-need",
+        action="store_true",
+        help="fit the learned tool-need model instead, from {prompt, tools} lines (tools: code, search, fetch, "
+        "memory; [] for none) in one or more files; {prompt, category} lines of an eval file count as needing "
+        "no tool unless their category is agentic_tool_use (needs the [learned] extra; default out: "
+        "tool_need.json.gz in the data dir, which replaces the shipped one). Per-kind thresholds are chosen by "
+        "5-fold cross-validation inside the data and printed",
     )
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     train.set_defaults(run=run_train)
@@ -125,7 +135,11 @@ def run_train(args: argparse.Namespace) -> int:
     from server.analysis.metrics import load_labelled
 
     router = load_router(args)
-    data = load_labelled(args.input)
+    if args.tool_need:
+        return _train_tool_need(args, router.registry.config.data_dir)
+    if len(args.input) > 1:
+        raise RouterError("pass one labelled file (several files are read only with --tool-need)")
+    data = load_labelled(args.input[0])
     if args.strong_need:
         return _train_strong_need(args, data.pairs, router.registry.config.data_dir)
     started = clock.perf_counter()
@@ -242,6 +256,36 @@ def _train_strong_need(args: argparse.Namespace, pairs: list[Any], data_dir: Pat
         for group, kinds in part["groups"].items():
             cells = ", ".join(f"{kind} {m['apgr']:.3f}" for kind, m in kinds.items() if m.get("apgr") is not None)
             print(f"  {group:8} n={kinds['router']['n']:<5} APGR {cells}")
+    return 0
+
+
+def _train_tool_need(args: argparse.Namespace, data_dir: Path) -> int:
+    import time as clock
+
+    from server.analysis.tool_need_model import SHIPPED, read_items, save, train
+
+    started = clock.perf_counter()
+    items = read_items(args.input)
+    model = train(items)
+    path = args.out or data_dir / SHIPPED
+    try:
+        model = save(model, path)
+    except OSError as exc:
+        raise RouterError(f"cannot write the tool-need model to {path}: {reason(exc)}; pass --out PATH") from None
+    summary = {
+        "path": str(path), "version": model.version, "bytes": path.stat().st_size,
+        "seconds": round(clock.perf_counter() - started, 2), "prompts": len(items),
+        "need_a_tool": model.info["need_a_tool"], "thresholds": model.thresholds,
+        "out_of_fold": model.info["out_of_fold"],
+    }  # fmt: skip
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"trained tool_need on {len(items)} prompts ({summary['need_a_tool']} need a tool) in {summary['seconds']} s")
+    for kind, m in summary["out_of_fold"].items():
+        print(f"  {kind:7} p >= {m['threshold']:.2f} (or a rule): out-of-fold precision {m['precision']:.3f} "
+              f"recall {m['recall']:.3f}")  # fmt: skip
+    print(f"wrote {path} ({summary['bytes']:,} bytes, {model.version})")
     return 0
 
 
