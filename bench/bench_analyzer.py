@@ -17,7 +17,9 @@ Prints (all in one run, baselines beside the router):
 - latency in-process, built-in and learned analysers: p50/p99 for prompts under 4k characters and for
   50k-character documents; the encoder's load time.
 - first, tool-need precision/recall (overall, per kind, per source) for the rules, a learned model and the two
-  combined, from `bench_tool_need.py`.
+  combined, from `bench_tool_need.py`;
+- last, the rules, the default analyser and the learned model retrained on dev.jsonl on
+  bench/data/category_heldout.jsonl (prompts nobody tuned on), from `bench_category_heldout.py`.
 
     python bench/bench_analyzer.py            (skips with a message when ../shared/eval is absent)
 """
@@ -322,6 +324,7 @@ def latency() -> None:
 
 
 def main() -> None:
+    from bench_category_heldout import main as category_heldout
     from bench_tool_need import main as tool_need
 
     tool_need()  # reads tests/data; its dev.jsonl check skips without ../shared/eval
@@ -340,6 +343,8 @@ def main() -> None:
         learned_latency()  # first in this process to load the encoder: its load time is measured here
         feature_choices()
         latency()
+    print()
+    category_heldout()  # the category analysers on bench/data/category_heldout.jsonl, tuned on by nobody
 
 
 if __name__ == "__main__":
