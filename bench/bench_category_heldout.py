@@ -14,9 +14,6 @@ How the set was built, and the figures measured before any analyser was tuned wi
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,15 +24,7 @@ HELDOUT = ROOT / "bench" / "data" / "category_heldout.jsonl"
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 sys.path.insert(0, str(ROOT))
 
-
-def cli(*args: str, home: Path) -> dict[str, Any]:
-    env = {**os.environ, "MODEL_ROUTER_HOME": str(home)}
-    env.pop("MODEL_ROUTER_CONFIG", None)
-    done = subprocess.run([sys.executable, "-m", "server", *args, "--json"], capture_output=True, text=True,
-                          cwd=ROOT, env=env, check=False)  # fmt: skip
-    if done.returncode != 0:
-        sys.exit(f"model-router {' '.join(args)} failed:\n{done.stderr}")
-    return json.loads(done.stdout)
+from bench_analyzer import cli  # noqa: E402  (the same `model-router … --json` runner)
 
 
 def report(title: str, result: dict[str, Any]) -> None:

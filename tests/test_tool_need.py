@@ -217,16 +217,21 @@ def _offered(request: tuple[str, str, dict[str, Any], dict[str, str]]) -> set[st
     return {tool["function"]["name"] for tool in request[2].get("tools", [])}
 
 
+def _server(tmp_path: Path, fake: f.FakeProviders, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The MCP server with every provider key set, pointed at the fake providers."""
+    for name, value in ALL_KEYS.items():
+        monkeypatch.setenv(name, value)
+    env = dict(os.environ)
+    config = load_config(f.write_config(tmp_path, fake), env=env)
+    return build_server(Router(Registry(config, env, local_runtime=lambda: False)), env=env)
+
+
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_complete_offers_each_task_exactly_the_tools_its_kinds_need(
     tmp_path: Path, fake: f.FakeProviders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in ALL_KEYS.items():
-        monkeypatch.setenv(name, value)
-    env = dict(os.environ)
-    config = load_config(f.write_config(tmp_path, fake), env=env)
-    server = build_server(Router(Registry(config, env, local_runtime=lambda: False)), env=env)
+    server = _server(tmp_path, fake, monkeypatch)
     fake.script(
         "gpt-4.1",
         f.tool_calls(("execute_python", {"code": "print(6*7*1000+1)"})),
@@ -266,11 +271,7 @@ async def test_complete_offers_each_task_exactly_the_tools_its_kinds_need(
 async def test_complete_offers_the_memory_tools_for_a_question_about_the_users_own_facts(
     tmp_path: Path, fake: f.FakeProviders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in ALL_KEYS.items():
-        monkeypatch.setenv(name, value)
-    env = dict(os.environ)
-    config = load_config(f.write_config(tmp_path, fake), env=env)
-    server = build_server(Router(Registry(config, env, local_runtime=lambda: False)), env=env)
+    server = _server(tmp_path, fake, monkeypatch)
     fake.script("gpt-4.1", f.text("I have nothing stored about that dinner yet."))
     with anyio.fail_after(90):
         async with Client(server) as client:
