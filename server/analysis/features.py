@@ -92,12 +92,18 @@ class Instruction:
 def instruction(task: str) -> Instruction:
     """`task`'s instruction: its first paragraph up to where it introduces pasted content ("… the following
     article:", "Summarize this dialogue:"), plus a short last paragraph (a question after a document); fenced
-    code removed. An intro counts only when the content starts on a later line or the task is long: in "Answer
-    the following question: if a train …" the question is the task. Bounded work for any length."""
+    code removed. "The following …:" introduces content only when it starts on a later line or the task is
+    long: in "Answer the following question: if a train …" the question is the task. Bounded work for any
+    length."""
     head = _FENCED.sub(" ", task[:_INSTRUCTION_SCAN].lower())
     first = _PARAGRAPH.split(head, maxsplit=1)[0][:_INSTRUCTION_HEAD]
     intro = _CONTENT_INTRO.search(first)
-    if intro and len(task) <= _INSTRUCTION_HEAD and "\n" not in head[intro.end() : intro.end() + _INTRO_REACH]:
+    if (
+        intro
+        and intro.group().startswith("the following")
+        and len(task) <= _INSTRUCTION_HEAD
+        and "\n" not in head[intro.end() : intro.end() + _INTRO_REACH]
+    ):
         intro = None
     parts = [first[: intro.end()] if intro else first]
     tail = _FENCED.sub(" ", task[-_INSTRUCTION_SCAN:].lower())
