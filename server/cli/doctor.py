@@ -25,7 +25,7 @@ import anyio.to_thread
 import httpx2
 from mcp.client.stdio import get_default_environment
 
-from server.analysis import embedding
+from server.analysis import embedding, strong_need, tool_need_model
 from server.analysis.analyzers import SHIPPED_MODEL, learned_model_path
 from server.analysis.learned import load as load_learned
 from server.domain.config import Config, load_config
@@ -70,6 +70,7 @@ async def run_checks(
     checks.append(await _local_model(registry, config, generate=generate))
     checks.append(_any_model(registry))
     checks.append(_analyzer(config, registry))
+    checks.append(_learned_scorers(config))
     checks += await _tool_servers(config, env)
     checks += await _code_sandbox(config, env)
     return checks
@@ -261,6 +262,27 @@ def _default_analyzer() -> Check:
         return Check("analyzer", "warn", f"shipped learned analyser unusable: {exc}; the rules answer",
                      "reinstall mcp-model-router")  # fmt: skip
     return Check("analyzer", "ok", f"shipped learned analyser {model.version} (sentence embeddings + rules)")
+
+
+def _learned_scorers(config: Config) -> Check:
+    """The strong-need scorer and the tool-need model every analyser answers with when `[learned]` is in:
+    a trained file in the data dir, else the shipped one."""
+    if not embedding.available():
+        return Check("learned scorers", "ok", f"the rules' strong_score and tool need (the learned scorers need: "
+                     f"{embedding.INSTALL_HINT})")  # fmt: skip
+    found, broken = [], []
+    for module, what in ((strong_need, "strong-need scorer"), (tool_need_model, "tool-need model")):
+        own = config.data_dir / module.SHIPPED
+        try:
+            model = module.load(own) if own.is_file() else module.load_shipped()
+        except LearnedModelError as exc:
+            broken.append(f"{what}: {exc}")
+            continue
+        found.append(f"{what} {model.version}{f' at {own}' if own.is_file() else ' (shipped)'}")
+    if broken:
+        return Check("learned scorers", "warn", "; ".join(broken) + "; the rules answer for it",
+                     "retrain as the message says, or delete the file to use the shipped one")  # fmt: skip
+    return Check("learned scorers", "ok", ", ".join(found))
 
 
 async def _tool_servers(config: Config, env: Mapping[str, str]) -> list[Check]:
