@@ -18,7 +18,7 @@ Prints (all in one run, baselines beside the router):
   50k-character documents; the encoder's load time.
 - first, tool-need precision/recall (overall, per kind, per source) for the rules, a learned model and the two
   combined, from `bench_tool_need.py`;
-- last, the rules, the default analyser and the learned model retrained on dev.jsonl on
+- second, the rules, the default analyser and the learned model retrained on dev.jsonl on
   bench/data/category_heldout.jsonl (prompts nobody tuned on), from `bench_category_heldout.py`.
 
     python bench/bench_analyzer.py            (skips with a message when ../shared/eval is absent)
@@ -329,6 +329,8 @@ def main() -> None:
 
     tool_need()  # reads tests/data; its dev.jsonl check skips without ../shared/eval
     print()
+    category_heldout()  # bench/data/category_heldout.jsonl, tuned on by nobody; its dev part skips without the eval
+    print()
     if not (EVAL / "dev.jsonl").is_file() or not (EVAL / "pairs_dev.jsonl").is_file():
         print(f"skipped: {EVAL} with dev.jsonl and pairs_dev.jsonl is absent (the eval data is not shipped)")
         return
@@ -343,8 +345,6 @@ def main() -> None:
         learned_latency()  # first in this process to load the encoder: its load time is measured here
         feature_choices()
         latency()
-    print()
-    category_heldout()  # the category analysers on bench/data/category_heldout.jsonl, tuned on by nobody
 
 
 if __name__ == "__main__":
