@@ -2,9 +2,10 @@
 
 Every item is read with `git show <commit>:<path>` from the commits pinned in SOURCES, so a bare clone (or any
 clone holding those commits) reproduces the committed file byte for byte. Each source's pool is every item of
-its file minus any item whose id is in dev.jsonl and any prompt whose normalised text is in dev.jsonl or in
-tests/data/*.jsonl; a fixed-seed sample (`random.Random("20261203:<key>")`) is drawn from it. Nothing is chosen
-by looking at an analyser. Only sources whose underlying text may be redistributed are read (see README.md).
+its file minus any item whose id is in dev.jsonl and any prompt whose normalised text is in dev.jsonl, in
+tests/data/*.jsonl (but tool_need_heldout4.jsonl) or already drawn; a fixed-seed sample
+(`random.Random("20261203:<key>")`) is drawn from it. Nothing is chosen by looking at an analyser. Only sources
+whose underlying text may be redistributed are read (see README.md).
 
     python bench/data/build_category_heldout.py SNAPSHOTS [--dev DEV.jsonl] [--check]
 
