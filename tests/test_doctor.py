@@ -85,7 +85,7 @@ def test_a_learned_analyzer_without_a_model_is_an_error_with_the_fix(tmp_path: P
 def test_a_broken_trained_tool_need_model_is_a_warning_that_names_the_fix(tmp_path: Path) -> None:
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / "tool_need.json.gz").write_bytes(b"not gzip")
-    code, checks = _doctor(tmp_path, "")
+    _, checks = _doctor(tmp_path, "")
     scorers = _by_name(checks)["learned scorers"]
     assert scorers["status"] == "warn" and "tool-need model" in scorers["detail"]
     assert "corrupt" in scorers["detail"] and "strong-need scorer" not in scorers["detail"]
