@@ -155,10 +155,12 @@ def choose_threshold(scores: np.ndarray, rule: np.ndarray, truth: np.ndarray) ->
     }
 
 
-def read_items(paths: Iterable[Path]) -> list[ToolNeedItem]:
+def read_items(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> list[ToolNeedItem]:
     """Training prompts from JSONL files: `{prompt, tools}` lines as labelled; `{prompt, category}` lines
     (an eval file such as dev.jsonl) need no tool unless their category is agentic_tool_use, which are
-    skipped (their kinds are not labelled). A prompt seen twice is kept once."""
+    skipped (their kinds are not labelled). A prompt seen twice is kept once; a prompt of any `exclude` file
+    (a held-out set, which an eval file may share prompts with) is not read at all."""
+    held_out = {item.prompt for item in read_items(exclude)} if exclude else set()
     items: dict[str, ToolNeedItem] = {}
     for path in paths:
         try:
@@ -179,7 +181,8 @@ def read_items(paths: Iterable[Path]) -> list[ToolNeedItem]:
                 raise LearnedModelError(f"{path}:{number}: {expected}") from None
             if not isinstance(prompt, str) or not prompt.strip() or not kinds <= set(TOOL_KINDS):
                 raise LearnedModelError(f"{path}:{number}: prompt must be text and tools among {list(TOOL_KINDS)}")
-            items.setdefault(prompt, ToolNeedItem(prompt, kinds))
+            if prompt not in held_out:
+                items.setdefault(prompt, ToolNeedItem(prompt, kinds))
     return list(items.values())
 
 
