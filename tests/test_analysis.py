@@ -59,6 +59,27 @@ def test_generic_cues_for_intent_over_topic(task: str, category: Category) -> No
     assert analyze_task(task).category is category
 
 
+@pytest.mark.parametrize(
+    ("task", "category", "kinds"),
+    [
+        # An intro followed on the same line by the task itself introduces nothing: the task is read.
+        ("Answer the following question: If a train travels 120 km in 2 hours, how far does it go in 5 hours "
+         "at the same speed?", Category.DEEP_REASONING, ()),
+        ("Do the following task: implement a thread-safe LRU cache in Python with unit tests.",
+         Category.COMPLEX_CODING, ()),
+        ("Use the following tool: search the web for today's weather in Paris.", Category.AGENTIC_TOOL_USE,
+         ("search",)),
+        ("Check the following URL: https://example.com/report and summarise it.", Category.AGENTIC_TOOL_USE,
+         ("fetch",)),
+    ],
+)  # fmt: skip
+def test_an_intro_on_the_tasks_own_line_does_not_hide_the_task(
+    task: str, category: Category, kinds: tuple[str, ...]
+) -> None:
+    analysis = analyze_task(task)
+    assert (analysis.category, analysis.tool_kinds) == (category, kinds)
+
+
 def test_a_task_that_asks_for_tools_is_tool_use_whatever_its_topic() -> None:
     analysis = analyze_task("Use Python to compute 6*7*1000+1 and tell me the result.")
     assert analysis.category is Category.AGENTIC_TOOL_USE and analysis.tool_kinds == ("code",)

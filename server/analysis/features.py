@@ -33,6 +33,7 @@ CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _INSTRUCTION_SCAN = 2_000  # the instruction is looked for in this much of the head (and the tail)
 _INSTRUCTION_HEAD = 600  # at most this much of the first paragraph is read
 _INSTRUCTION_TAIL = 300  # a last paragraph up to this long is read (a question asked after a document)
+_INTRO_REACH = 300  # in a short task, introduced content starts on a new line within this many characters
 _FENCED = re.compile(r"```.*?(?:```|$)", re.DOTALL)
 _PARAGRAPH = re.compile(r"\n[ \t\r]*\n")
 _CONTENT_INTRO = re.compile(
@@ -80,13 +81,30 @@ def _number_words(words: list[str]) -> int:
     return count
 
 
-def instruction_text(task: str) -> str:
-    """The lower-cased instruction of `task`: its first paragraph up to where it introduces pasted content
-    ("… the following article:", "Document is as follows."), plus a short last paragraph (a question after a
-    document); fenced code removed. Bounded work for any length."""
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """What a task asks, apart from what it hands over."""
+
+    text: str  # lower-cased: the first paragraph up to any introduced content, plus a short closing question
+    introduces_content: bool  # it opens with an instruction that introduces pasted content
+
+
+def instruction(task: str) -> Instruction:
+    """`task`'s instruction: its first paragraph up to where it introduces pasted content ("… the following
+    article:", "Summarize this dialogue:"), plus a short last paragraph (a question after a document); fenced
+    code removed. "The following …:" introduces content only when it starts on a later line or the task is
+    long: in "Answer the following question: if a train …" the question is the task. Bounded work for any
+    length."""
     head = _FENCED.sub(" ", task[:_INSTRUCTION_SCAN].lower())
     first = _PARAGRAPH.split(head, maxsplit=1)[0][:_INSTRUCTION_HEAD]
     intro = _CONTENT_INTRO.search(first)
+    if (
+        intro
+        and intro.group().startswith("the following")
+        and len(task) <= _INSTRUCTION_HEAD
+        and "\n" not in head[intro.end() : intro.end() + _INTRO_REACH]
+    ):
+        intro = None
     parts = [first[: intro.end()] if intro else first]
     tail = _FENCED.sub(" ", task[-_INSTRUCTION_SCAN:].lower())
     if _PARAGRAPH.search(head) or _PARAGRAPH.search(tail):  # else the task is one paragraph: `first`
@@ -94,20 +112,16 @@ def instruction_text(task: str) -> str:
         # After an introduced article or dialogue, the last paragraph is still content unless it asks something.
         if last and len(last) <= _INSTRUCTION_TAIL and (not intro or "?" in last):
             parts.append(last)
-    return "\n".join(parts)
+    return Instruction("\n".join(parts), intro is not None)
 
 
-def introduces_content(task: str) -> bool:
-    """Whether the task opens with an instruction that introduces pasted content ("Summarize this dialogue:")."""
-    head = _FENCED.sub(" ", task[:_INSTRUCTION_SCAN].lower())
-    return _CONTENT_INTRO.search(_PARAGRAPH.split(head, maxsplit=1)[0][:_INSTRUCTION_HEAD]) is not None
+def instruction_text(task: str) -> str:
+    """The lower-cased instruction of `task` (`instruction`)."""
+    return instruction(task).text
 
 
 def extract(text: str) -> Features:
-    """Features of `text`; bounded work for any length.
-
-    When the task opens with an instruction that introduces pasted content, the cues read that instruction
-    only: "I booked it" inside a dialogue to summarise is not a booking to make."""
+    """Features of `text`; bounded work for any length."""
     sample = text[:_SCAN_HEAD] + "\n" + text[-_SCAN_TAIL:] if len(text) > _SCAN_HEAD + _SCAN_TAIL else text
     scan = sample.lower()
     words = WORD.findall(scan)
@@ -124,13 +138,7 @@ def extract(text: str) -> Features:
         questions=sample.count("?"),
         cjk_chars=len(CJK.findall(sample)),
         scan=scan,
-        cue_text=(
-            instruction_text(text)
-            if introduces_content(text)
-            else scan
-            if len(scan) <= CUE_HEAD + CUE_TAIL
-            else scan[:CUE_HEAD] + "\n" + scan[-CUE_TAIL:]
-        ),
+        cue_text=_cue_text(text, scan),
         head=scan[:300],
         tail=scan[-600:],
     )
@@ -140,3 +148,12 @@ def estimate_tokens(text: str, cjk_chars: int | None = None) -> int:
     """Tokens for typical BPE tokenizers: ~4 characters each for English and code, ~1 per CJK character."""
     cjk = len(CJK.findall(text)) if cjk_chars is None else cjk_chars
     return max(1, (len(text) - cjk) // 4 + cjk + 1)
+
+
+def _cue_text(text: str, scan: str) -> str:
+    # When the task opens with an instruction that introduces pasted content, the cues read that instruction
+    # only: "I booked it" inside a dialogue to summarise is not a booking to make.
+    asked = instruction(text)
+    if asked.introduces_content:
+        return asked.text
+    return scan if len(scan) <= CUE_HEAD + CUE_TAIL else scan[:CUE_HEAD] + "\n" + scan[-CUE_TAIL:]

@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from server.analysis import embedding
-from server.analysis.tool_need import CUE_FEATURES, ToolNeed, cue_features, instruction_text, predict
+from server.analysis.features import instruction_text
+from server.analysis.tool_need import CUE_FEATURES, ToolNeed, cue_features, predict
 from server.domain.tasks import TOOL_KINDS
 from server.errors import LearnedModelError
 
