@@ -5,9 +5,10 @@ appliance did I banish to the pantry?" asks stored memory, "What are the latest 
 Per kind (code, search, fetch, memory) a one-vs-rest logistic regression reads the sentence embedding of the
 instruction (server/analysis/embedding.py; pasted content is left out as the rules leave it out) and the
 rules' cue features (`tool_need.cue_features`: which kinds fired, the raw cues, person, question form,
-length). A kind is needed when its rule fired OR its probability reaches the kind's threshold. Thresholds
-are chosen on the training data only, by 5-fold cross-validation inside it: the lowest on a grid whose
-out-of-fold precision for that kind (rules OR model) stays at or above `PRECISION_TARGET`.
+length, whether the user states their own situation or asks about something said before). A kind is needed
+when its rule fired OR its probability reaches the kind's threshold. Thresholds are chosen on the training
+data only, by 5-fold cross-validation inside it: the lowest on a grid whose out-of-fold precision for that
+kind (rules OR model) stays at or above `PRECISION_TARGET`.
 
 Training needs scikit-learn (`[learned]`); predicting needs only numpy and the encoder. The stored model is
 gzipped JSON of rounded numbers (no pickle, no clock), so `model-router train … --tool-need` reproduces the
