@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mcp import StdioServerParameters
 from mcp.client import Client
@@ -12,10 +13,12 @@ from mcp.client import Client
 from server.analysis import embedding
 from server.analysis.analyzers import load_analyzer
 from server.analysis.metrics import PairItem
-from server.analysis.strong_need import load, load_shipped, split_halves
+from server.analysis.strong_need import SHIPPED, load, load_shipped, split_halves
 from server.domain.config import load_config
 from server.errors import LearnedModelError
 from tests.helpers import console_script, run_cli
+
+SHIPPED_SCORER = Path(__file__).resolve().parents[1] / "server" / "data" / SHIPPED
 
 pytestmark = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 
@@ -61,6 +64,19 @@ def test_an_unreadable_trained_scorer_leaves_the_rules_strong_score(
     assert "strong-need" not in analyzer.version
     assert analyzer.thresholds == {}
     assert "strong_score comes from the rules" in caplog.text
+
+
+def test_a_scorer_file_with_a_header_missing_its_prior_is_refused_clearly(tmp_path: Path) -> None:
+    shipped = load_shipped()
+    path = tmp_path / "strong_need.npz"
+    with np.load(SHIPPED_SCORER, allow_pickle=False) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    header = json.loads(str(arrays["header"]))
+    del header["prior"]
+    np.savez(path, **{**arrays, "header": np.array(json.dumps(header))})
+    with pytest.raises(LearnedModelError, match="incomplete or mis-shaped; run `model-router train"):
+        load(path)
+    assert shipped.thresholds  # the shipped file itself is untouched and fine
 
 
 def _pairs() -> list[dict[str, object]]:

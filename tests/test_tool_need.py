@@ -6,6 +6,7 @@ is offered is read from the request the provider received.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 from pathlib import Path
@@ -197,17 +198,36 @@ def test_without_the_encoder_tool_need_is_the_rules_alone(tmp_path: Path) -> Non
     assert analyzer.analyze_now(COMPUTE).tool_kinds == ("code",)  # type: ignore[attr-defined]
 
 
+_MIS_SHAPED = {"format": tool_need_model.FORMAT, "weights": [1.0], "thresholds": {"memory": "high"}}
+
+
 @needs_encoder
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b"not gzip", "corrupt (not gzip'd JSON)"),
+        (gzip.compress(json.dumps(_MIS_SHAPED).encode()), "incomplete or mis-shaped"),
+        (gzip.compress(json.dumps({"format": tool_need_model.FORMAT}).encode()), "incomplete or mis-shaped"),
+    ],
+)
 def test_an_unreadable_trained_tool_need_model_leaves_the_rules(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: bytes, says: str
 ) -> None:
-    (tmp_path / tool_need_model.SHIPPED).write_bytes(b"not gzip")
+    (tmp_path / tool_need_model.SHIPPED).write_bytes(content)
     analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}))
     assert analyzer.analyze_now(OWN_FACTS).tool_kinds == ()  # type: ignore[attr-defined]
-    assert (
-        "corrupt or incomplete; run `model-router train" in caplog.text
-        and "tool need comes from the rules" in caplog.text
-    )
+    assert says in caplog.text and "run `model-router train" in caplog.text
+    assert "tool need comes from the rules" in caplog.text
+
+
+@needs_encoder
+def test_a_broken_model_file_does_not_stop_a_retrain(tmp_path: Path) -> None:
+    (tmp_path / tool_need_model.SHIPPED).write_bytes(gzip.compress(json.dumps(_MIS_SHAPED).encode()))
+    labelled = tmp_path / "mine.jsonl"
+    labelled.write_text("".join(json.dumps(row) + "\n" for row in _rows()[:80]), encoding="utf-8")
+    done = run_cli("train", str(labelled), "--tool-need", home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert tool_need_model.load(tmp_path / tool_need_model.SHIPPED).thresholds  # replaced by a good one
 
 
 @needs_encoder

@@ -281,7 +281,7 @@ def load(path: Path) -> StrongNeedModel:
         raise LearnedModelError(f"the strong-need model {path} is corrupt or incomplete; {retrain}") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise LearnedModelError(f"{path} is not a model-router strong-need model; {retrain}")
-    width = 2 * (header.get("dimensions", 0) + len(STRUCTURAL)) + 1
+    width = 2 * (embedding.DIMENSIONS + len(STRUCTURAL)) + 1
     if (
         header.get("format_version") != FORMAT_VERSION
         or header.get("structural") != list(STRUCTURAL)
@@ -290,11 +290,14 @@ def load(path: Path) -> StrongNeedModel:
         or arrays["weak"].shape != (width,)
     ):
         raise LearnedModelError(f"the strong-need model {path} was built with other features; {retrain}")
-    return StrongNeedModel(
-        arrays["strong"], arrays["weak"], arrays["mean"], arrays["scale"], float(header["prior"]),
-        {str(k): float(v) for k, v in header["thresholds"].items()},
-        {**header["info"], "digest": _digest(header, arrays)},
-    )  # fmt: skip
+    try:
+        return StrongNeedModel(
+            arrays["strong"], arrays["weak"], arrays["mean"], arrays["scale"], float(header["prior"]),
+            {str(k): float(v) for k, v in header["thresholds"].items()},
+            {**header["info"], "digest": _digest(header, arrays)},
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise LearnedModelError(f"the strong-need model {path} is incomplete or mis-shaped; {retrain}") from None
 
 
 def load_shipped() -> StrongNeedModel:

@@ -218,24 +218,30 @@ def load(path: Path) -> ToolNeedModel:
         payload = json.loads(gzip.decompress(path.read_bytes()))
     except FileNotFoundError:
         raise LearnedModelError(f"no tool-need model at {path}; {retrain}") from None
-    except (OSError, ValueError, EOFError):
-        raise LearnedModelError(f"the tool-need model {path} is corrupt or incomplete; {retrain}") from None
+    except (ValueError, EOFError, gzip.BadGzipFile):  # BadGzipFile is an OSError: first
+        raise LearnedModelError(f"the tool-need model {path} is corrupt (not gzip'd JSON); {retrain}") from None
+    except OSError as exc:
+        raise LearnedModelError(f"cannot read the tool-need model {path} ({exc.strerror or exc})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise LearnedModelError(f"{path} is not a model-router tool-need model; {retrain}")
     width = embedding.DIMENSIONS + len(CUE_FEATURES) + 1
-    weights = {str(k): np.array(v, dtype=np.float64) for k, v in payload.get("weights", {}).items()}
+    try:
+        weights = {str(k): np.array(v, dtype=np.float64) for k, v in payload["weights"].items()}
+        thresholds = {str(k): float(v) for k, v in payload["thresholds"].items()}
+        info = dict(payload["info"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise LearnedModelError(f"the tool-need model {path} is incomplete or mis-shaped; {retrain}") from None
     if (
         payload.get("format_version") != FORMAT_VERSION
         or payload.get("cue_features") != list(CUE_FEATURES)
         or payload.get("dimensions") != embedding.DIMENSIONS
         or any(w.shape != (width,) for w in weights.values())
         or set(weights) - set(TOOL_KINDS)
-        or set(payload.get("thresholds", {})) != set(weights)
+        or set(thresholds) != set(weights)
     ):
         raise LearnedModelError(f"the tool-need model {path} was built with other features; {retrain}")
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
-    thresholds = {str(k): float(v) for k, v in payload["thresholds"].items()}
-    return ToolNeedModel(weights, thresholds, {**payload["info"], "digest": digest})
+    return ToolNeedModel(weights, thresholds, {**info, "digest": digest})
 
 
 def load_shipped() -> ToolNeedModel:

@@ -142,21 +142,22 @@ def run_train(args: argparse.Namespace) -> int:
     from server.analysis.analyzers import learned_model_path
     from server.analysis.learned import save, train
     from server.analysis.metrics import load_labelled
+    from server.domain.config import load_config
 
-    router = load_router(args)
+    config = load_config(args.config)  # training needs no router: a broken model file must not stop a retrain
     if args.tool_need:
-        return _train_tool_need(args, router.registry.config.data_dir)
+        return _train_tool_need(args, config.data_dir)
     if len(args.input) > 1:
         raise RouterError("pass one labelled file (several files are read only with --tool-need)")
     if args.exclude:
         raise RouterError("--exclude is read only with --tool-need; drop it or add --tool-need")
     data = load_labelled(args.input[0])
     if args.strong_need:
-        return _train_strong_need(args, data.pairs, router.registry.config.data_dir)
+        return _train_strong_need(args, data.pairs, config.data_dir)
     started = clock.perf_counter()
     encoder = embedding.available()
     model = train(data.categories, data.pairs, epochs=max(1, args.epochs), encoder=encoder)
-    path = args.out or learned_model_path(router.registry.config)
+    path = args.out or learned_model_path(config)
     try:
         model = save(model, path)
     except OSError as exc:
