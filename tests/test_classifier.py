@@ -42,7 +42,7 @@ def test_the_shipped_learned_analyser_is_the_default_and_classifies_unseen_promp
     for task, category in ((CODING, "complex_coding"), (TOOL_USE, "agentic_tool_use"), (DOCUMENT, "long_document")):
         analysis = anyio.run(analyzer.analyze, task)
         assert (analysis.category.value, analysis.analyzer) == (category, "learned"), analysis.reasons
-        assert analysis.reasons[0].startswith(f"shipped learned model {analyzer.version}: category {category}")
+        assert analysis.reasons[0].startswith(f"shipped learned model {analyzer.model.version}: category {category}")
     # Tool need is its own prediction: the host's tools named in TOOL_USE are not ours to offer.
     assert anyio.run(analyzer.analyze, TOOL_USE).tools_offered == ()
     computing = anyio.run(analyzer.analyze, "Use Python to compute 6*7*1000+1 and tell me the result.")

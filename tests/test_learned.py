@@ -119,7 +119,10 @@ def _router(tmp_path: Path, model_path: Path) -> Router:
 def test_routing_with_the_learned_model_says_so_and_uses_its_thresholds(tmp_path: Path) -> None:
     model = save(train(_categories(), _pairs()), tmp_path / "m.json.gz")
     router = _router(tmp_path, tmp_path / "m.json.gz")
-    assert isinstance(router.analyzer, LearnedAnalyzer) and router.analyzer_version == model.version
+    assert isinstance(router.analyzer, LearnedAnalyzer) and router.analyzer_version.split("+")[0] == model.version
+    # The decision log names every model that answered: with the encoder, the tool-need model too.
+    tools = router.analyzer.tool_need
+    assert router.analyzer_version == model.version + (f"+{tools.version}" if tools else "")
     result = anyio.run(router.route, "Implement a deque in Rust with insert and delete.", RouteOptions())
     assert result.analyzer == "learned" and result.category == "complex_coding"
     assert result.reasons[0].startswith(f"learned model {model.version}: category complex_coding")
@@ -164,7 +167,7 @@ def test_train_then_eval_through_the_cli(tmp_path: Path) -> None:
     evaluated = run_cli("eval", str(data), "--json", "--analyzer", "learned", home=tmp_path)
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(evaluated.stdout)
-    assert result["analyzer"] == summary["version"]
+    assert result["analyzer"].split("+")[0] == summary["version"]  # then the tool-need model's, if installed
     assert result["categories"]["accuracy"] == 1.0
     measured = result["pairs"]["analyzer"]["t"]
     assert measured["apgr"] == pytest.approx(0.75, abs=0.01)  # the separable data is routed perfectly

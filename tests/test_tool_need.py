@@ -221,6 +221,19 @@ def test_an_unreadable_trained_tool_need_model_leaves_the_rules(
 
 
 @needs_encoder
+def test_every_analyser_answers_with_the_tool_need_model_and_logs_its_version(tmp_path: Path) -> None:
+    shipped = tool_need_model.load_shipped()
+    for name in ("auto", "local", "llm:openai/gpt-4.1-nano"):
+        path = tmp_path / f"{name.replace(':', '_').replace('/', '_')}.toml"
+        path.write_text(f'[routing]\nanalyzer = "{name}"\n', encoding="utf-8")
+        analyzer = load_analyzer(load_config(path, env={"MODEL_ROUTER_HOME": str(tmp_path)}))
+        assert analyzer.version.endswith(f"+{shipped.version}"), name
+    # The LLM analyser, not connected here, answers through its fallback: the rules with the model.
+    analysis = anyio.run(analyzer.analyze, OWN_FACTS)
+    assert analysis.tool_kinds == ("memory",) and any(shipped.version in r for r in analysis.reasons)
+
+
+@needs_encoder
 def test_a_broken_model_file_does_not_stop_a_retrain(tmp_path: Path) -> None:
     (tmp_path / tool_need_model.SHIPPED).write_bytes(gzip.compress(json.dumps(_MIS_SHAPED).encode()))
     labelled = tmp_path / "mine.jsonl"

@@ -59,7 +59,7 @@ class BuiltinAnalyzer:
 
     @property
     def version(self) -> str:
-        return ANALYZER_VERSION + (f"+{self.strong_need.version}" if self.strong_need else "")
+        return ANALYZER_VERSION + _models(self.strong_need, self.tool_need)
 
     @property
     def thresholds(self) -> Mapping[str, float]:
@@ -94,7 +94,7 @@ class LearnedAnalyzer:
 
     @property
     def version(self) -> str:
-        return self.model.version + (f"+{self.strong_need.version}" if self.strong_need else "")
+        return self.model.version + _models(self.strong_need, self.tool_need)
 
     @property
     def thresholds(self) -> Mapping[str, float]:
@@ -119,7 +119,7 @@ class LearnedAnalyzer:
             strong = self.strong_need.score(task)
             parts.append(f"strong_score {strong:.2f} from {self.strong_need.version}")
         origin = f"{self.origin} " if self.origin else ""
-        note = f"{origin}learned model {self.version}: " + ", ".join(parts)
+        note = f"{origin}learned model {self.model.version}: " + ", ".join(parts)
         need = self.tool_need.predict(task) if self.tool_need else None
         return analyze_task(
             task, history_tokens=history_tokens, category=category, strong_score=strong, analyzer="learned",
@@ -128,6 +128,11 @@ class LearnedAnalyzer:
 
     async def analyze(self, task: str, history_tokens: int = 0) -> TaskAnalysis:
         return self.analyze_now(task, history_tokens)
+
+
+def _models(strong_need: StrongNeedModel | None, tool_need: ToolNeedModel | None) -> str:
+    """The versions of the other models an analyser answers with, as logged with each decision."""
+    return "".join(f"+{model.version}" for model in (strong_need, tool_need) if model is not None)
 
 
 def learned_model_path(config: Config) -> Path:
@@ -157,7 +162,10 @@ def load_analyzer(config: Config, *, encoder_available: Callable[[], bool] = emb
     if name.startswith("llm:"):
         from server.analysis.llm import LlmAnalyzer
 
-        return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=config.routing.llm_analyzer_timeout_s)
+        # Its fallback is the rules with the same tool-need model, which also gives the LLM's answers tool kinds.
+        fallback = BuiltinAnalyzer(tool_need=tools)
+        timeout_s = config.routing.llm_analyzer_timeout_s
+        return LlmAnalyzer(name.removeprefix("llm:"), timeout_s=timeout_s, fallback=fallback)
     return BuiltinAnalyzer(strong_need=scorer, tool_need=tools)
 
 

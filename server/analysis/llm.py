@@ -102,9 +102,11 @@ class LlmAnalyzer:
                                                  "analyser answered",))  # fmt: skip
             self._remember(key, verdict)
         note = f"LLM analyser {self.model_id}{' (cached)' if cached else ''}: " + "; ".join(verdict.reasons[:3])
+        tools = self.fallback.tool_need
         analysis = analyze_task(
             task, history_tokens=history_tokens, category=verdict.category, strong_score=verdict.strong_score,
             analyzer=f"llm:{self.model_id}", notes=(note.rstrip(": "),),
+            tool_need=tools.predict(task) if tools else None,
         )  # fmt: skip
         return _with_verdict(analysis, verdict)
 
