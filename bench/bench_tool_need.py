@@ -3,12 +3,15 @@
 Prints:
 - the rules (`server.analysis.tool_need`) on tests/data/tool_need.jsonl (181 labelled prompts) and on the
   held-out sets tool_need_heldout.jsonl (63), tool_need_heldout2.jsonl (94), tool_need_heldout3.jsonl (35)
-  and tool_need_heldout4.jsonl (99, blind): requires_tools precision/recall, per kind and per source, each
-  with what its figure is worth (see tests/data/README.md);
+  and tool_need_heldout4.jsonl (99, blind), tool_need_first_person.jsonl (67, blind) and
+  tool_need_chat.jsonl (84): requires_tools precision/recall, per kind and per source, each with what its
+  figure is worth (see tests/data/README.md);
 - the learned tool-need model (`server.analysis.tool_need_model`, the rules OR a per-kind logistic regression
-  over the WordLlama embedding and the cue features): pooled 5-fold CV over the four training sets (retrained
-  per fold, thresholds chosen inside it) beside the rules, with the out-of-fold false flags on dev.jsonl's
-  no-tool prompts; then the shipped model on the blind tool_need_heldout4.jsonl, and its latency;
+  over the WordLlama embedding and the cue features): pooled 5-fold CV over the five training sets (retrained
+  per fold, thresholds chosen inside it) beside the rules, with the out-of-fold false flags on the chat
+  set's and dev.jsonl's no-tool prompts; then the shipped model on the two sets never trained on
+  (tool_need_heldout4.jsonl, tool_need_first_person.jsonl; their prompts are dropped from dev.jsonl too), how
+  many of issue 18's reviewer prompts it offers memory, and its latency;
 - a held-out check of the rules on ../shared/eval/dev.jsonl (not labelled for tool need: its non-agentic
   prompts ask for no tool, so any prediction there is a false positive; its BFCL web_search and memory
   prompts need search and memory) — skipped when that file is absent;
@@ -33,7 +36,20 @@ HELD_OUT = ROOT / "tests" / "data" / "tool_need_heldout.jsonl"
 HELD_OUT_2 = ROOT / "tests" / "data" / "tool_need_heldout2.jsonl"
 HELD_OUT_3 = ROOT / "tests" / "data" / "tool_need_heldout3.jsonl"
 HELD_OUT_4 = ROOT / "tests" / "data" / "tool_need_heldout4.jsonl"
-TRAIN_SETS = [DATA, HELD_OUT, HELD_OUT_2, HELD_OUT_3]  # what the shipped learned model is trained on
+CHAT = ROOT / "tests" / "data" / "tool_need_chat.jsonl"
+FIRST_PERSON = ROOT / "tests" / "data" / "tool_need_first_person.jsonl"
+TRAIN_SETS = [DATA, HELD_OUT, HELD_OUT_2, HELD_OUT_3, CHAT]  # what the shipped learned model is trained on
+NEVER_TRAINED = [HELD_OUT_4, FIRST_PERSON]  # test sets: their prompts are dropped from dev.jsonl's negatives too
+# Issue 18's reviewer: ordinary first-person chat the first learned model offered the memory tools to.
+REVIEWER_PROMPTS = (
+    "What should I name my dog?",
+    "I am feeling sad today. Any advice?",
+    "Can you help me plan my week?",
+    "My question is: what is the boiling point of water?",
+    "Here is my question. Who wrote Pride and Prejudice?",
+    "I want to learn French. Where should I start?",
+    "My son asks why the sky is blue. How do I explain it to him?",
+)
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 sys.path.insert(0, str(ROOT))
 
@@ -50,6 +66,8 @@ HELD_OUT_NOTES = (
     ),
     (HELD_OUT_3, "taken after the cue change and measured once; the rules before the change scored the same"),
     (HELD_OUT_4, "blind: labelled before any analyser ran on it; the rules scored 0.944 / 0.879 when first measured"),
+    (FIRST_PERSON, "blind: written before the second model; the rules scored 0.833 / 0.870 when first measured"),
+    (CHAT, "first-person chat written to train the second model; the cues were not changed for it"),
 )
 
 
@@ -81,18 +99,19 @@ def rules(rows: list[dict[str, Any]], note: str) -> list[bool]:
 
 
 def learned() -> None:
-    """Pooled 5-fold CV of the shipped design over the four training sets (dev.jsonl's no-tool prompts join
+    """Pooled 5-fold CV of the shipped design over the five training sets (dev.jsonl's no-tool prompts join
     the training folds, as when shipping, and are scored out of fold too): the model is retrained per fold
-    and its thresholds chosen inside the fold. Then the shipped model on the blind tool_need_heldout4.jsonl."""
+    and its thresholds chosen inside the fold. Then the shipped model on the sets it never saw."""
     try:
         import numpy as np
 
-        from server.analysis.tool_need_model import ToolNeedItem, load_shipped, read_items, train
+        from server.analysis.tool_need_model import ToolNeedItem, read_items, train
     except ImportError as exc:
         print(f"learned tool need: skipped ({exc}; pip install 'mcp-model-router[learned]')")
         return
-    labelled = read_items(TRAIN_SETS)
-    negatives = [i for i in read_items([DEV]) if i.prompt not in {x.prompt for x in labelled}] if DEV.is_file() else []
+    labelled = read_items(TRAIN_SETS, exclude=NEVER_TRAINED)
+    dev = read_items([DEV], exclude=NEVER_TRAINED) if DEV.is_file() else []
+    negatives = [i for i in dev if i.prompt not in {x.prompt for x in labelled}]
     items: list[ToolNeedItem] = labelled + negatives
     order = np.random.default_rng(0).permutation(len(items))
     fold = np.zeros(len(items), dtype=int)
@@ -105,28 +124,42 @@ def learned() -> None:
             combined[i] = set(model.predict(items[i].prompt).kinds)
     rule_kinds = [set(predict(item.prompt).kinds) for item in items]
     rows = [{"tools": sorted(i.tools)} for i in labelled]
+    chat = {r["prompt"] for r in read(CHAT) if not r["tools"]}
     print(
-        f"\npooled 5-fold CV over the four training sets ({len(labelled)} prompts"
+        f"\npooled 5-fold CV over the five training sets ({len(labelled)} prompts"
         f"{f', plus {len(negatives)} no-tool dev.jsonl prompts in the training folds' if negatives else ''}):"
     )
     for name, kinds in (("rules", rule_kinds), ("rules OR learned", combined)):
         report(name, kinds[: len(labelled)], rows)
+        flagged = sum(bool(k) for k, i in zip(kinds, labelled, strict=False) if i.prompt in chat)
+        print(f"    {CHAT.name} no-tool prompts flagged (out of fold): {flagged} of {len(chat)}")
         if negatives:
             flagged = sum(bool(k) for k in kinds[len(labelled) :])
             print(f"    dev.jsonl no-tool prompts flagged (out of fold): {flagged} of {len(negatives)}")
+    shipped_model(negatives)
+
+
+def shipped_model(negatives: Sequence[Any]) -> None:
+    """The shipped model on the two sets never trained on, dev's no-tool prompts, and the reviewer's prompts."""
+    from server.analysis.tool_need_model import load_shipped
+
     shipped = load_shipped()
-    held_out = read(HELD_OUT_4)
-    print(
-        f"\n{HELD_OUT_4.name} ({len(held_out)} prompts, blind: labelled before any analyser ran on it, "
-        f"never trained on; the shipped model {shipped.version} was measured on it once, after it was frozen):"
-    )
-    report("rules", [set(predict(r["prompt"]).kinds) for r in held_out], held_out)
-    report("rules OR learned (shipped)", [set(shipped.predict(r["prompt"]).kinds) for r in held_out], held_out)
-    print(f"  shipped thresholds: {shipped.thresholds}")
+    for path, note in (
+        (HELD_OUT_4, "labelled before any analyser ran on it; the first model scored 0.900 / 0.931 on it"),
+        (FIRST_PERSON, "written before retraining; the first model scored 0.438 / 0.913 on it"),
+    ):
+        held_out = read(path)
+        print(f"\n{path.name} ({len(held_out)} prompts, never trained on; {note}):")
+        report("rules", [set(predict(r["prompt"]).kinds) for r in held_out], held_out)
+        report("rules OR learned (shipped)", [set(shipped.predict(r["prompt"]).kinds) for r in held_out], held_out)
+    print(f"\nthe shipped model {shipped.version}, thresholds {shipped.thresholds}:")
     if negatives:
         flagged = sum(bool(shipped.predict(i.prompt).kinds) for i in negatives)
         print(f"  shipped model on dev.jsonl's no-tool prompts (in its training data): {flagged} of {len(negatives)}")
-    samples = timed(lambda text: shipped.predict(text), [r["prompt"] for r in held_out])
+    memory = [p for p in REVIEWER_PROMPTS if "memory" in shipped.predict(p).kinds]
+    print(f"  issue 18 reviewer's first-person prompts offered memory: {len(memory)} of {len(REVIEWER_PROMPTS)}"
+          f" (rules alone: {sum('memory' in predict(p).kinds for p in REVIEWER_PROMPTS)})")  # fmt: skip
+    samples = timed(lambda text: shipped.predict(text), [r["prompt"] for r in read(HELD_OUT_4)])
     print(
         f"  shipped model latency per prompt: p50 {statistics.median(samples):.3f} ms, "
         f"p99 {samples[int(len(samples) * 0.99) - 1]:.3f} ms over {len(samples)} calls"

@@ -31,12 +31,24 @@ from tests.helpers import run_cli
 
 DATA = Path(__file__).parent / "data" / "tool_need.jsonl"
 HELD_OUT = DATA.with_name("tool_need_heldout.jsonl")
-TRAIN_SETS = [DATA, HELD_OUT, DATA.with_name("tool_need_heldout2.jsonl"), DATA.with_name("tool_need_heldout3.jsonl")]
-HELD_OUT_SETS = [*TRAIN_SETS[1:], DATA.with_name("tool_need_heldout4.jsonl")]
+CHAT = DATA.with_name("tool_need_chat.jsonl")
+TRAIN_SETS = [DATA, HELD_OUT, *(DATA.with_name(f"tool_need_heldout{n}.jsonl") for n in (2, 3)), CHAT]
+NEVER_TRAINED = [DATA.with_name("tool_need_heldout4.jsonl"), DATA.with_name("tool_need_first_person.jsonl")]
+HELD_OUT_SETS = [*TRAIN_SETS[1:], *NEVER_TRAINED]
 DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "dev.jsonl"
 SHIPPED_TOOL_NEED = Path(tool_need_model.__file__).resolve().parents[1] / "data" / tool_need_model.SHIPPED
 # About the user's own facts, with none of the rules' cue words ("how should" reads as advice to them).
 OWN_FACTS = "How should the anniversary dinner be booked, given the restaurant we settled on?"
+# Issue 18's reviewer: ordinary first-person chat the first learned model offered the memory tools to.
+REVIEWER_PROMPTS = (
+    "What should I name my dog?",
+    "I am feeling sad today. Any advice?",
+    "Can you help me plan my week?",
+    "My question is: what is the boiling point of water?",
+    "Here is my question. Who wrote Pride and Prejudice?",
+    "I want to learn French. Where should I start?",
+    "My son asks why the sky is blue. How do I explain it to him?",
+)
 needs_encoder = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
 ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."
@@ -169,6 +181,17 @@ def test_the_default_analyser_keeps_the_issue_prompts_code_and_adds_the_kinds_th
         assert not analysis.requires_tools and analysis.tool_kinds == (), task
 
 
+@needs_encoder
+def test_first_person_chat_that_brings_its_own_context_is_offered_no_memory_tools(tmp_path: Path) -> None:
+    analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}))
+    for task in REVIEWER_PROMPTS:
+        analysis = analyzer.analyze_now(task)  # type: ignore[attr-defined]
+        assert "memory" not in analysis.tool_kinds and "memory_search" not in analysis.tools_offered, task
+    # A question about what the user stored earlier still gets them.
+    analysis = analyzer.analyze_now("What was the name of the vet I mentioned?")  # type: ignore[attr-defined]
+    assert analysis.tool_kinds == ("memory",) and analysis.tools_offered == ("memory_search", "memory_store")
+
+
 def test_without_the_encoder_tool_need_is_the_rules_alone(tmp_path: Path) -> None:
     analyzer = load_analyzer(load_config(env={"MODEL_ROUTER_HOME": str(tmp_path)}), encoder_available=lambda: False)
     assert analyzer.analyze_now(OWN_FACTS).tool_kinds == ()  # type: ignore[attr-defined]
@@ -222,10 +245,11 @@ def test_a_broken_model_file_does_not_stop_a_retrain(tmp_path: Path) -> None:
 
 @needs_encoder
 @pytest.mark.skipif(not DEV.is_file(), reason=f"{DEV} is absent (the public eval data is not shipped)")
-def test_training_on_the_four_sets_and_dev_reproduces_the_shipped_tool_need_model(tmp_path: Path) -> None:
+def test_training_on_the_five_sets_and_dev_reproduces_the_shipped_tool_need_model(tmp_path: Path) -> None:
     out = tmp_path / "again.json.gz"
     files = [str(path) for path in TRAIN_SETS]
-    done = run_cli("train", *files, str(DEV), "--tool-need", "--out", str(out), home=tmp_path)
+    excluded = [arg for path in NEVER_TRAINED for arg in ("--exclude", str(path))]
+    done = run_cli("train", *files, str(DEV), "--tool-need", *excluded, "--out", str(out), home=tmp_path)
     assert done.returncode == 0, done.stderr
     assert out.read_bytes() == SHIPPED_TOOL_NEED.read_bytes()
     assert "memory  p >= " in done.stdout and "out-of-fold precision" in done.stdout
@@ -241,6 +265,19 @@ def test_training_tool_need_on_unlabelled_lines_says_what_is_needed(tmp_path: Pa
     assert done.returncode != 0 and "need at least 10 that need a tool and 10 that need none" in done.stderr
     done = run_cli("train", str(data), str(data), home=tmp_path)
     assert done.returncode != 0 and "several files are read only with --tool-need" in done.stderr
+    done = run_cli("train", str(data), "--exclude", str(data), home=tmp_path)
+    assert done.returncode != 0 and "--exclude is read only with --tool-need" in done.stderr
+
+
+@needs_encoder
+def test_training_tool_need_never_reads_a_prompt_of_an_excluded_held_out_file(tmp_path: Path) -> None:
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text("".join(json.dumps(row) + "\n" for row in _rows()[:5]))
+    out = tmp_path / "model.json.gz"
+    done = run_cli("train", str(DATA), "--tool-need", "--exclude", str(held_out), "--out", str(out), home=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert f"trained tool_need on {len(_rows()) - 5} prompts" in done.stdout
+    assert tool_need_model.load(out).info["prompts"] == len(_rows()) - 5
 
 
 # ── what complete offers ────────────────────────────────────────────────────────────────────────────────

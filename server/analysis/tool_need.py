@@ -174,17 +174,26 @@ def predict(task: str) -> ToolNeed:
 _FENCE_SCAN = 2_000  # a fenced block the task brings shows in its head
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|my|me|mine|we|our|us)\b")
 _SECOND_PERSON = re.compile(r"\b(?:you|your)\b")
+# The user states their situation, then asks: the answer is in the prompt, not in anything stored.
+_STATES_CONTEXT = re.compile(r"^[^?]*?\b(?:i|i'm|i've|my|we|we're|our)\b[^?.!]*[.;!]\s+\S")
+# A question about something said, decided or done before: what stored memory answers.
+_PAST_RECALL = re.compile(
+    r"\b(?:did|was|were|had)\s+(?:i|we|you|the|my|our|they|he|she)\b|"
+    r"\b(?:i|we)\s+(?:said|mentioned|told|picked|chose|decided|settled|agreed|booked|gave|shared|listed)\b"
+)
 # The cue features a learned model reads beside the sentence embedding (tool_need_model.py), in this order.
 CUE_FEATURES = (
     *(f"rule_{kind}" for kind in TOOL_KINDS),
     "recent", "personal", "advice", "writing", "code_writing", "question", "question_mark", "first_person",
     "second_person", "url", "fenced_code", "chars_lt_80", "chars_lt_200", "chars_lt_600", "chars_ge_600",
+    "states_context", "past_recall",
 )  # fmt: skip
 
 
 def cue_features(task: str, need: ToolNeed | None = None) -> list[float]:
     """`task`'s cue features in `CUE_FEATURES` order (0 or 1): which kinds the rules found (`need`, else
-    `predict(task)`), the raw cues before the rules' exclusions, person, question form and a length bucket."""
+    `predict(task)`), the raw cues before the rules' exclusions, person, question form, a length bucket, and
+    whether the user states their own situation or asks about something said or done before."""
     need = need or predict(task)
     text = instruction_text(task)
     size = len(task)
@@ -194,6 +203,7 @@ def cue_features(task: str, need: ToolNeed | None = None) -> list[float]:
         _CODE_WRITING.search(text), _QUESTION.search(text), "?" in text, _FIRST_PERSON.search(text),
         _SECOND_PERSON.search(text), _URL.search(text), "```" in task[:_FENCE_SCAN],
         size < 80, 80 <= size < 200, 200 <= size < 600, size >= 600,
+        _STATES_CONTEXT.search(text), _PAST_RECALL.search(text),
     ]  # fmt: skip
     return [1.0 if flag else 0.0 for flag in flags]
 

@@ -5,9 +5,10 @@ appliance did I banish to the pantry?" asks stored memory, "What are the latest 
 Per kind (code, search, fetch, memory) a one-vs-rest logistic regression reads the sentence embedding of the
 instruction (server/analysis/embedding.py; pasted content is left out as the rules leave it out) and the
 rules' cue features (`tool_need.cue_features`: which kinds fired, the raw cues, person, question form,
-length). A kind is needed when its rule fired OR its probability reaches the kind's threshold. Thresholds
-are chosen on the training data only, by 5-fold cross-validation inside it: the lowest on a grid whose
-out-of-fold precision for that kind (rules OR model) stays at or above `PRECISION_TARGET`.
+length, whether the user states their own situation or asks about something said before). A kind is needed
+when its rule fired OR its probability reaches the kind's threshold. Thresholds are chosen on the training
+data only, by 5-fold cross-validation inside it: the lowest on a grid whose out-of-fold precision for that
+kind (rules OR model) stays at or above `PRECISION_TARGET`.
 
 Training needs scikit-learn (`[learned]`); predicting needs only numpy and the encoder. The stored model is
 gzipped JSON of rounded numbers (no pickle, no clock), so `model-router train … --tool-need` reproduces the
@@ -156,10 +157,12 @@ def choose_threshold(scores: np.ndarray, rule: np.ndarray, truth: np.ndarray) ->
     }
 
 
-def read_items(paths: Iterable[Path]) -> list[ToolNeedItem]:
+def read_items(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> list[ToolNeedItem]:
     """Training prompts from JSONL files: `{prompt, tools}` lines as labelled; `{prompt, category}` lines
     (an eval file such as dev.jsonl) need no tool unless their category is agentic_tool_use, which are
-    skipped (their kinds are not labelled). A prompt seen twice is kept once."""
+    skipped (their kinds are not labelled). A prompt seen twice is kept once; a prompt of any `exclude` file
+    (a held-out set, which an eval file may share prompts with) is not read at all."""
+    held_out = {item.prompt for item in read_items(exclude)} if exclude else set()
     items: dict[str, ToolNeedItem] = {}
     for path in paths:
         try:
@@ -180,7 +183,8 @@ def read_items(paths: Iterable[Path]) -> list[ToolNeedItem]:
                 raise LearnedModelError(f"{path}:{number}: {expected}") from None
             if not isinstance(prompt, str) or not prompt.strip() or not kinds <= set(TOOL_KINDS):
                 raise LearnedModelError(f"{path}:{number}: prompt must be text and tools among {list(TOOL_KINDS)}")
-            items.setdefault(prompt, ToolNeedItem(prompt, kinds))
+            if prompt not in held_out:
+                items.setdefault(prompt, ToolNeedItem(prompt, kinds))
     return list(items.values())
 
 

@@ -73,6 +73,15 @@ def add_parsers(sub: Any) -> None:
         "tool_need.json.gz in the data dir, which replaces the shipped one). Per-kind thresholds are chosen by "
         "5-fold cross-validation inside the data and printed",
     )
+    train.add_argument(
+        "--exclude",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --tool-need: never train on a prompt of this held-out JSONL file, even where an input file "
+        "(such as an eval file) holds it too; repeat for several files",
+    )
     train.add_argument("--json", action="store_true", help="print the training summary as JSON")
     train.set_defaults(run=run_train)
 
@@ -140,6 +149,8 @@ def run_train(args: argparse.Namespace) -> int:
         return _train_tool_need(args, config.data_dir)
     if len(args.input) > 1:
         raise RouterError("pass one labelled file (several files are read only with --tool-need)")
+    if args.exclude:
+        raise RouterError("--exclude is read only with --tool-need; drop it or add --tool-need")
     data = load_labelled(args.input[0])
     if args.strong_need:
         return _train_strong_need(args, data.pairs, config.data_dir)
@@ -266,7 +277,7 @@ def _train_tool_need(args: argparse.Namespace, data_dir: Path) -> int:
     from server.analysis.tool_need_model import SHIPPED, read_items, save, train
 
     started = clock.perf_counter()
-    items = read_items(args.input)
+    items = read_items(args.input, exclude=args.exclude)
     model = train(items)
     path = args.out or data_dir / SHIPPED
     try:
