@@ -19,6 +19,7 @@ from server.errors import LearnedModelError
 from tests.helpers import console_script, run_cli
 
 SHIPPED_SCORER = Path(__file__).resolve().parents[1] / "server" / "data" / SHIPPED
+PAIRS_DEV = Path(__file__).resolve().parents[2] / "shared" / "eval" / "pairs_dev.jsonl"
 
 pytestmark = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 
@@ -77,6 +78,14 @@ def test_a_scorer_file_with_a_header_missing_its_prior_is_refused_clearly(tmp_pa
     with pytest.raises(LearnedModelError, match="incomplete or mis-shaped; run `model-router train"):
         load(path)
     assert shipped.thresholds  # the shipped file itself is untouched and fine
+
+
+@pytest.mark.skipif(not PAIRS_DEV.is_file(), reason=f"{PAIRS_DEV} is absent (the public eval data is not shipped)")
+def test_training_on_the_public_pairs_reproduces_the_shipped_scorer_byte_for_byte(tmp_path: Path) -> None:
+    out = tmp_path / "again.npz"
+    done = run_cli("train", str(PAIRS_DEV), "--strong-need", "--out", str(out), home=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == SHIPPED_SCORER.read_bytes()
 
 
 def _pairs() -> list[dict[str, object]]:

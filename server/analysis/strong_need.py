@@ -21,7 +21,6 @@ import hashlib
 import json
 import math
 import re
-import time
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -116,7 +115,6 @@ def train(pairs: Sequence[PairItem]) -> StrongNeedModel:
     """Fit on the pairs (a fifth, by a hash of the id, is kept to calibrate the thresholds)."""
     if len(pairs) < 20:
         raise LearnedModelError(f"{len(pairs)} outcome lines: need at least 20 with scores {{strong, weak}}")
-    started = time.perf_counter()
     fit_part = [p for p in pairs if not _calibration_row(p.id)]
     held = [p for p in pairs if _calibration_row(p.id)]
     if len(held) < 20:
@@ -132,9 +130,7 @@ def train(pairs: Sequence[PairItem]) -> StrongNeedModel:
         "pair_rows": len(pairs),
         "fit_rows": len(fit_part),
         "prior": prior,
-        "calibration": calibration,
-        "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "training_seconds": round(time.perf_counter() - started, 2),
+        "calibration": calibration,  # no timestamps: the same pairs give the same bytes
     }
     return StrongNeedModel(strong, weak, mean, scale, prior, thresholds, info)
 
