@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from server.analysis.features import estimate_tokens
-from server.analysis.local import analyze_task
+from server.analysis.local import ANALYZER_VERSION, analyze_task
 from server.analysis.prefilter import PrefixIndex, prefixes_of
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category
 from server.errors import InvalidTask
@@ -191,3 +194,21 @@ def test_the_prefix_index_never_skips_a_cue_that_matches() -> None:
     for text in CUE_TEXTS:
         brute = {i for i, (_, cue, _) in enumerate(local._CUES) if re.search(cue.pattern, text)}
         assert local._matched_cues(text) == brute, text[:40]
+
+
+def test_the_core_install_without_numpy_routes_with_the_rules(tmp_path: Path) -> None:
+    """`pip install mcp-model-router` (no extras) has no numpy: the server and the CLI must still import and the
+    rules answer. Run in a child whose imports of numpy and the [learned] packages fail."""
+    code = (
+        "import sys\n"
+        "for name in ('numpy', 'wordllama', 'sklearn', 'scipy'): sys.modules[name] = None\n"
+        "import anyio, server.mcp.app, server.cli.main\n"
+        "from server.analysis.analyzers import load_analyzer\n"
+        "from server.domain.config import load_config\n"
+        f"analyzer = load_analyzer(load_config(env={{'MODEL_ROUTER_HOME': {str(tmp_path)!r}}}))\n"
+        "result = anyio.run(analyzer.analyze, 'Use Python to compute 6*7*1000+1 and tell me the result.')\n"
+        "print(analyzer.version, result.category.value, ','.join(result.tool_kinds))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [ANALYZER_VERSION, "agentic_tool_use", "code"]

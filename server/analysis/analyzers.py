@@ -14,17 +14,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from server.analysis import embedding, strong_need, tool_need_model
+from server.analysis import embedding
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
 from server.analysis.local import ANALYZER_VERSION, analyze_task
-from server.analysis.strong_need import StrongNeedModel
-from server.analysis.tool_need_model import ToolNeedModel
 from server.analysis.vectorize import vectorize
 from server.domain.config import Config
 from server.domain.tasks import TaskAnalysis
 from server.errors import InvalidTask, LearnedModelError, reason
+
+if TYPE_CHECKING:  # numpy comes with the [learned] extra: these modules are imported only when it is there
+    from server.analysis.strong_need import StrongNeedModel
+    from server.analysis.tool_need_model import ToolNeedModel
 
 log = logging.getLogger("model_router.analysis")
 
@@ -188,6 +190,8 @@ def load_strong_need(config: Config) -> StrongNeedModel | None:
     rules' strong_score) when the encoder is not installed or the file is unusable."""
     if not embedding.available():
         return None
+    from server.analysis import strong_need
+
     own = config.data_dir / strong_need.SHIPPED
     try:
         return strong_need.load(own) if own.is_file() else strong_need.load_shipped()
@@ -199,6 +203,8 @@ def load_strong_need(config: Config) -> StrongNeedModel | None:
 def load_tool_need(config: Config) -> ToolNeedModel | None:
     """The learned tool-need model: one trained into the data dir, else the shipped one; None (the rules
     alone) when the file is unusable. Call only when the encoder is installed."""
+    from server.analysis import tool_need_model
+
     own = config.data_dir / tool_need_model.SHIPPED
     try:
         return tool_need_model.load(own) if own.is_file() else tool_need_model.load_shipped()

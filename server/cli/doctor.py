@@ -25,7 +25,7 @@ import anyio.to_thread
 import httpx2
 from mcp.client.stdio import get_default_environment
 
-from server.analysis import embedding, strong_need, tool_need_model
+from server.analysis import embedding
 from server.analysis.analyzers import SHIPPED_MODEL, learned_model_path
 from server.analysis.learned import load as load_learned
 from server.domain.config import Config, load_config
@@ -270,6 +270,8 @@ def _learned_scorers(config: Config) -> Check:
     if not embedding.available():
         return Check("learned scorers", "ok", f"the rules' strong_score and tool need (the learned scorers need: "
                      f"{embedding.INSTALL_HINT})")  # fmt: skip
+    from server.analysis import strong_need, tool_need_model  # numpy: with the [learned] extra only
+
     found, broken = [], []
     for module, what in ((strong_need, "strong-need scorer"), (tool_need_model, "tool-need model")):
         own = config.data_dir / module.SHIPPED
