@@ -17,7 +17,7 @@ import pytest
 from mcp.client import Client
 
 from server.analysis import embedding, tool_need_model
-from server.analysis.analyzers import load_analyzer
+from server.analysis.analyzers import BuiltinAnalyzer, load_analyzer
 from server.analysis.local import analyze_task
 from server.analysis.tool_need import predict
 from server.domain.config import load_config
@@ -234,6 +234,17 @@ def test_every_analyser_answers_with_the_tool_need_model_and_logs_its_version(tm
 
 
 @needs_encoder
+def test_the_category_is_the_same_with_or_without_the_tool_need_model() -> None:
+    """The model adds tools to offer; the category follows the cues' explicit requests only."""
+    model = tool_need_model.load_shipped()
+    with_model, without = BuiltinAnalyzer(tool_need=model), BuiltinAnalyzer()
+    for task in (OWN_FACTS, COMPUTE, *REVIEWER_PROMPTS, "What did I say my sister's birthday was?"):
+        assert with_model.analyze_now(task).category == without.analyze_now(task).category, task
+    assert with_model.analyze_now(OWN_FACTS).tool_kinds == ("memory",)
+    assert without.analyze_now(OWN_FACTS).tool_kinds == ()
+
+
+@needs_encoder
 def test_a_broken_model_file_does_not_stop_a_retrain(tmp_path: Path) -> None:
     (tmp_path / tool_need_model.SHIPPED).write_bytes(gzip.compress(json.dumps(_MIS_SHAPED).encode()))
     labelled = tmp_path / "mine.jsonl"
@@ -259,7 +270,18 @@ def test_training_tool_need_on_unlabelled_lines_says_what_is_needed(tmp_path: Pa
     data = tmp_path / "few.jsonl"
     data.write_text(json.dumps({"prompt": "Run this.", "tools": ["code"]}) + "\n" + json.dumps({"prompt": "x"}) + "\n")
     done = run_cli("train", str(data), "--tool-need", home=tmp_path)
-    assert done.returncode != 0 and "few.jsonl:2: expected {prompt, tools} or {prompt, category}" in done.stderr
+    assert done.returncode != 0 and "few.jsonl:2: expected {prompt, tools: [kinds]} or {prompt" in done.stderr
+    data.write_text(json.dumps({"prompt": "Run this.", "tools": None}) + "\n")  # not a list: not "no tool"
+    done = run_cli("train", str(data), "--tool-need", home=tmp_path)
+    assert done.returncode != 0 and "few.jsonl:1: expected {prompt, tools: [kinds]}" in done.stderr
+    again = tmp_path / "again.jsonl"
+    again.write_text(json.dumps({"prompt": "Run this.", "tools": []}) + "\n")
+    data.write_text(json.dumps({"prompt": "Run this.", "tools": ["code"]}) + "\n")
+    done = run_cli("train", str(data), str(again), "--tool-need", home=tmp_path)
+    assert done.returncode != 0 and f"the same prompt is labelled differently at {data}:1" in done.stderr
+    data.write_bytes(b"\xff\xfe not utf-8")
+    done = run_cli("train", str(data), "--tool-need", home=tmp_path)
+    assert done.returncode != 0 and "it is not UTF-8 text" in done.stderr
     data.write_text(json.dumps({"prompt": "Run this.", "tools": ["code"]}) + "\n")
     done = run_cli("train", str(data), "--tool-need", home=tmp_path)
     assert done.returncode != 0 and "need at least 10 that need a tool and 10 that need none" in done.stderr

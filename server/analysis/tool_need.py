@@ -19,7 +19,8 @@ run, and arithmetic the model can do itself need no tool.
 Pure: regexes compiled at import, no I/O. Only the instruction is read (`instruction_text`): a URL, a date
 or an "I told you" inside a pasted article, dialogue, document or program does not count. The cues say the
 intents above in general words, never a single prompt's; `bench/bench_tool_need.py` measures them on
-`tests/data/tool_need.jsonl`, on three sets taken after they were written and on `dev.jsonl`.
+`tests/data/tool_need.jsonl`, on the sets taken after they were written and on `dev.jsonl`. `cue_features`
+gives a learned model (tool_need_model.py) these cues, and a few more, as inputs beside the embedding.
 """
 
 from __future__ import annotations

@@ -160,30 +160,45 @@ def choose_threshold(scores: np.ndarray, rule: np.ndarray, truth: np.ndarray) ->
 def read_items(paths: Iterable[Path], exclude: Iterable[Path] = ()) -> list[ToolNeedItem]:
     """Training prompts from JSONL files: `{prompt, tools}` lines as labelled; `{prompt, category}` lines
     (an eval file such as dev.jsonl) need no tool unless their category is agentic_tool_use, which are
-    skipped (their kinds are not labelled). A prompt seen twice is kept once; a prompt of any `exclude` file
+    skipped (their kinds are not labelled). A prompt seen twice is kept once — a `tools` label wins over one
+    read from a category, and two different `tools` labels are an error; a prompt of any `exclude` file
     (a held-out set, which an eval file may share prompts with) is not read at all."""
     held_out = {item.prompt for item in read_items(exclude)} if exclude else set()
     items: dict[str, ToolNeedItem] = {}
+    labelled_at: dict[str, str] = {}  # prompt -> where its `tools` label was read
     for path in paths:
         try:
             lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError:
+            raise LearnedModelError(f"cannot read {path}: it is not UTF-8 text") from None
         except OSError as exc:
             raise LearnedModelError(f"cannot read {path}: {exc.strerror or exc}") from None
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
+            where = f"{path}:{number}"
             try:
                 row = json.loads(line)
-                prompt = row["prompt"]
-                if "tools" not in row and row["category"] == "agentic_tool_use":
+                prompt, labelled = row["prompt"], "tools" in row
+                if not labelled and row["category"] == "agentic_tool_use":
                     continue
-                kinds = frozenset(row.get("tools") or ())
+                tools = row["tools"] if labelled else []
+                if not isinstance(tools, list):
+                    raise TypeError
+                kinds = frozenset(tools)
             except (ValueError, KeyError, TypeError):
-                expected = "expected {prompt, tools} or {prompt, category}"
-                raise LearnedModelError(f"{path}:{number}: {expected}") from None
+                expected = "expected {prompt, tools: [kinds]} or {prompt, category}"
+                raise LearnedModelError(f"{where}: {expected}") from None
             if not isinstance(prompt, str) or not prompt.strip() or not kinds <= set(TOOL_KINDS):
-                raise LearnedModelError(f"{path}:{number}: prompt must be text and tools among {list(TOOL_KINDS)}")
-            if prompt not in held_out:
+                raise LearnedModelError(f"{where}: prompt must be text and tools among {list(TOOL_KINDS)}")
+            if prompt in held_out:
+                continue
+            if labelled and prompt in labelled_at and items[prompt].tools != kinds:
+                raise LearnedModelError(f"{where}: the same prompt is labelled differently at {labelled_at[prompt]}")
+            if labelled and prompt not in labelled_at:
+                labelled_at[prompt] = where
+                items[prompt] = ToolNeedItem(prompt, kinds)
+            else:
                 items.setdefault(prompt, ToolNeedItem(prompt, kinds))
     return list(items.values())
 

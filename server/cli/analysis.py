@@ -57,19 +57,20 @@ def add_parsers(sub: Any) -> None:
         action="store_true",
         help="skip the 5-fold cross-validation and leave-one-source-out measures of the category part",
     )
-    train.add_argument(
+    scorer = train.add_mutually_exclusive_group()
+    scorer.add_argument(
         "--strong-need",
         action="store_true",
         help="fit the embedding strong-need scorer from the {prompt, scores} lines instead (needs the [learned] "
         "extra; default out: strong_need.npz in the data dir, which replaces the shipped one) and print its "
         "APGR on held-out halves (split by subject, or by row) beside the random and length baselines",
     )
-    train.add_argument(
+    scorer.add_argument(
         "--tool-need",
         action="store_true",
         help="fit the learned tool-need model instead, from {prompt, tools} lines (tools: code, search, fetch, "
         "memory; [] for none) in one or more files; {prompt, category} lines of an eval file count as needing "
-        "no tool unless their category is agentic_tool_use (needs the [learned] extra; default out: "
+        "no tool, and its agentic_tool_use lines are skipped (needs the [learned] extra; default out: "
         "tool_need.json.gz in the data dir, which replaces the shipped one). Per-kind thresholds are chosen by "
         "5-fold cross-validation inside the data and printed",
     )
