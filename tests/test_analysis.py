@@ -56,6 +56,15 @@ def test_categories_of_typical_tasks(task: str, category: Category) -> None:
          "D. Perth\nAnswer:", Category.QA_RETRIEVAL),
         ("Is this review happy or unhappy? The battery died after two days and support never replied.\n"
          "Pick one: happy, unhappy.", Category.CLASSIFICATION),
+        ("The shelf holds these fruits and vegetables: apple, leek, pear, carrot and plum. First, group the items "
+         "into fruits and vegetables.", Category.CLASSIFICATION),
+        ("Name three novels by Jane Austen.", Category.QA_RETRIEVAL),
+        ("Let \\(A = \\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}\\). Compute the determinant of A.",
+         Category.DEEP_REASONING),
+        # Narrative that mentions dividing something is not a request to classify.
+        ("A developer plans to divide the land into 40 lots and sell them. Which legal doctrine governs the "
+         "restrictive covenants?\nA. Easement\nB. Equitable servitude\nC. Adverse possession\nD. Laches\nAnswer:",
+         Category.QA_RETRIEVAL),
     ],
 )  # fmt: skip
 def test_generic_cues_for_intent_over_topic(task: str, category: Category) -> None:

@@ -20,7 +20,7 @@ from server.analysis.tool_need import predict as predict_tool_need
 from server.domain.tasks import LONG_CONTEXT_TOKENS, Category, TaskAnalysis
 from server.errors import InvalidTask
 
-ANALYZER_VERSION = "local-4"
+ANALYZER_VERSION = "local-5"
 
 # System prompt and tool schemas sent with every task, on top of the task itself.
 _OVERHEAD_TOKENS = 60

@@ -188,6 +188,7 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
             2.5,
         ),
         (_cue(r"\b(not|and|or)\s*\(\s*(true|false|not)|\b(true|false)\s+(and|or)\s+(true|false|not)\b"), 4.0),
+        (_cue(r"\\begin\{(p|b|v)?matrix\}|\\begin\{(align|equation|cases|array)\*?\}|\\mathbf\{"), 3.0),  # LaTeX maths
         (_cue(r"\b(plan|strategy|trade-?offs?|pros and cons|what would happen if|implications)\b"), 0.8),
         (
             _cue(
@@ -314,6 +315,14 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
             1.0,
         ),
         (
+            # Naming the works of a person or group is recalling facts, not writing.
+            _cue(
+                r"^\W*(please\s+)?(list|name)\s+(\w+\s+)?(titles|books|novels|songs|albums|films|movies|works|plays|"
+                r"poems|paintings)\s+(by|of|from|written|directed)\b"
+            ),
+            3.0,
+        ),
+        (
             # A question about a text handed over with it is reading comprehension, not extraction.
             _cue(
                 r"\bgiven (this|the|a) (reference )?(text|paragraph|passage|article)[^?\n]{0,150}\b(who|when|what|"
@@ -403,6 +412,14 @@ CUES: dict[Category, list[tuple[Cue, float]]] = {
         ),
         (_cue(r"\b(which (of these|of the following) (is|are) (a|an)|odd one out|is (a|an) \w+ or (a|an) \w+)\b"), 2.0),
         (_cue(r"\b(pick|choose|select) one\s*:"), 2.0),  # labels to choose from follow: the answer is one of them
+        (
+            # A request to put items into groups is classifying them, wherever in the task it is asked.
+            _cue(
+                r"(^|[.!?:;]\s*|\b(first|then|please|now),?\s+)(group|sort|separate|organi[sz]e)\s+(the|these|each|them|"
+                r"all)\b[^.?!\n]{0,40}?\binto\b"
+            ),
+            3.5,
+        ),
         (
             _cue(
                 r"^\W*(review( text)?|title|tweet|sentence|premise|question \d|text)\s*:|\brating of this review|"
