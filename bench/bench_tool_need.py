@@ -41,15 +41,7 @@ FIRST_PERSON = ROOT / "tests" / "data" / "tool_need_first_person.jsonl"
 TRAIN_SETS = [DATA, HELD_OUT, HELD_OUT_2, HELD_OUT_3, CHAT]  # what the shipped learned model is trained on
 NEVER_TRAINED = [HELD_OUT_4, FIRST_PERSON]  # test sets: their prompts are dropped from dev.jsonl's negatives too
 # Issue 18's reviewer: ordinary first-person chat the first learned model offered the memory tools to.
-REVIEWER_PROMPTS = (
-    "What should I name my dog?",
-    "I am feeling sad today. Any advice?",
-    "Can you help me plan my week?",
-    "My question is: what is the boiling point of water?",
-    "Here is my question. Who wrote Pride and Prejudice?",
-    "I want to learn French. Where should I start?",
-    "My son asks why the sky is blue. How do I explain it to him?",
-)
+REVIEWER_PROMPTS = tuple((ROOT / "tests" / "data" / "tool_need_reviewer_first_person.txt").read_text().splitlines())
 DEV = ROOT.parent / "shared" / "eval" / "dev.jsonl"
 sys.path.insert(0, str(ROOT))
 

@@ -40,15 +40,7 @@ SHIPPED_TOOL_NEED = Path(tool_need_model.__file__).resolve().parents[1] / "data"
 # About the user's own facts, with none of the rules' cue words ("how should" reads as advice to them).
 OWN_FACTS = "How should the anniversary dinner be booked, given the restaurant we settled on?"
 # Issue 18's reviewer: ordinary first-person chat the first learned model offered the memory tools to.
-REVIEWER_PROMPTS = (
-    "What should I name my dog?",
-    "I am feeling sad today. Any advice?",
-    "Can you help me plan my week?",
-    "My question is: what is the boiling point of water?",
-    "Here is my question. Who wrote Pride and Prejudice?",
-    "I want to learn French. Where should I start?",
-    "My son asks why the sky is blue. How do I explain it to him?",
-)
+REVIEWER_PROMPTS = tuple((DATA.parent / "tool_need_reviewer_first_person.txt").read_text().splitlines())
 needs_encoder = pytest.mark.skipif(not embedding.available(), reason=f"the sentence encoder: {embedding.INSTALL_HINT}")
 COMPUTE = "Use Python to compute 6*7*1000+1 and tell me the result."
 ENVIRONMENT = "Run Python code that lists your environment variables and tell me what it prints."

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from server.analysis import embedding
 from server.analysis.learned import MODEL_FILE, LearnedModel, load
@@ -192,12 +192,8 @@ def load_strong_need(config: Config) -> StrongNeedModel | None:
         return None
     from server.analysis import strong_need
 
-    own = config.data_dir / strong_need.SHIPPED
-    try:
-        return strong_need.load(own) if own.is_file() else strong_need.load_shipped()
-    except LearnedModelError as exc:
-        log.warning("%s; strong_score comes from the rules", exc)
-        return None
+    scorer: StrongNeedModel | None = _trained_or_shipped(config, strong_need, "strong_score comes from the rules")
+    return scorer
 
 
 def load_tool_need(config: Config) -> ToolNeedModel | None:
@@ -205,9 +201,16 @@ def load_tool_need(config: Config) -> ToolNeedModel | None:
     alone) when the file is unusable. Call only when the encoder is installed."""
     from server.analysis import tool_need_model
 
-    own = config.data_dir / tool_need_model.SHIPPED
+    model: ToolNeedModel | None = _trained_or_shipped(config, tool_need_model, "tool need comes from the rules")
+    return model
+
+
+def _trained_or_shipped(config: Config, module: Any, otherwise: str) -> Any:
+    """`module`'s model trained into the data dir, else the one it ships; None (logged, saying `otherwise`)
+    when that file is unusable."""
+    own = config.data_dir / module.SHIPPED
     try:
-        return tool_need_model.load(own) if own.is_file() else tool_need_model.load_shipped()
+        return module.load(own) if own.is_file() else module.load_shipped()
     except LearnedModelError as exc:
-        log.warning("%s; tool need comes from the rules", exc)
+        log.warning("%s; %s", exc, otherwise)
         return None
