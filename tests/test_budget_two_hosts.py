@@ -53,7 +53,10 @@ async def _host(
                                    env=env)  # fmt: skip
     log = tmp_path / f"{name}.log"
     with log.open("w") as errlog:
-        await _serve(params, errlog, log, errors, answers, name)
+        try:
+            await _serve(params, errlog, log, errors, answers, name)
+        except Exception as exc:  # a host that dies says why only in its log
+            raise AssertionError(f"{name} failed: {exc!r}; its log ends:\n{log.read_text()[-3000:]}") from exc
 
 
 async def _serve(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from server.store.migrations import migrate
 
 T = TypeVar("T")
 DB_FILENAME = "router.sqlite3"
+BUSY_TIMEOUT_S = 30
 
 
 class Database:
@@ -78,7 +80,10 @@ def cannot(verb: str, path: Path, exc: sqlite3.Error) -> StoreError:
     """The `StoreError` for an SQLite failure on `path`: what failed and what the user can check."""
     text = str(exc)
     if "locked" in text or "busy" in text:
-        hint = "another process held it for longer than the 30 s busy timeout; check what else uses this file"
+        hint = (
+            f"another process held it for longer than the {BUSY_TIMEOUT_S} s busy timeout; check what else uses "
+            "this file"
+        )
     else:
         hint = (
             "check that the disk has free space and that the file, its directory and its -wal and -shm files "
@@ -91,11 +96,10 @@ def cannot(verb: str, path: Path, exc: sqlite3.Error) -> StoreError:
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        _enable_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
         migrate(conn)
     except SchemaTooNew as exc:
         raise StoreError(
@@ -107,6 +111,23 @@ def _connect(path: Path) -> sqlite3.Connection:
     except OSError as exc:
         raise StoreError(f"cannot create the data directory {path.parent}: {exc.strerror}") from exc
     return conn
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other processes that are opening the same new file.
+
+    When two processes open a new database at once, the switch can fail with "database is locked" at
+    once: SQLite skips its busy handler where waiting could deadlock. So wait here, up to the same timeout.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def open_database(data_dir: Path) -> Database:

@@ -21,6 +21,7 @@ from typing import Any
 MAX_KEY_CHARS = 200
 MAX_CONTENT_BYTES = 1_000_000
 MAX_METADATA_BYTES = 20_000
+BUSY_TIMEOUT_S = 10
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SCHEMA = [
     """CREATE TABLE IF NOT EXISTS items (
@@ -62,6 +63,23 @@ def fts_query(text: str, operator: str = "OR") -> str:
     return f" {operator} ".join('"' + w.replace('"', '""') + '"' for w in words)
 
 
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, waiting out other processes opening the same new file (two hosts start at once).
+
+    SQLite can answer "database is locked" here at once, without its busy handler, where waiting could
+    deadlock. `server.store.db` does the same; this package never imports the router.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+
+
 class MemoryStore:
     def __init__(self, path: Path, *, common_docs: int = 5_000) -> None:
         self.path = path
@@ -76,9 +94,8 @@ class MemoryStore:
         """This thread's connection (worker threads are reused; opening one per call cost more than a search)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=10, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA busy_timeout=10000")
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            _enable_wal(conn)
             self._local.conn = conn
         return conn
 
